@@ -1,0 +1,149 @@
+"""Writes of members, tags and API tokens. Each service owns its transaction and audit entry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.choices import MemberStatus, Role
+from accounts.models import ApiToken, User, UserTag, normalize_email
+from portal.errors import ApplicationError
+from security_center.services import audit_record
+
+
+def member_invite(*, email: str, role: str = Role.USER, actor) -> User:
+    """Invite a member: a `pending` account without a password, until they first sign in."""
+    email = normalize_email(email)
+    if User.objects.filter(email=email).exists():
+        raise ApplicationError("This member already exists.", code="member_exists", status=409)
+    with transaction.atomic():
+        user = User.objects.create_user(
+            email,
+            role=role,
+            status=MemberStatus.PENDING,
+            invited_at=timezone.now(),
+            invited_by=actor if actor is not None and actor.is_authenticated else None,
+        )
+        audit_record(
+            action="member.invite",
+            actor=actor,
+            target_type="user",
+            target_id=user.pk,
+            details={"email": email, "role": role},
+        )
+    return user
+
+
+def member_set_role(*, user: User, role: str, actor) -> User:
+    """Promote to `admin` or demote to `user` (audited).
+
+    The last active admin cannot be demoted: the console would have no way back in.
+    """
+    if role not in Role.values:
+        raise ApplicationError(f"Unknown role {role!r}.", code="invalid_role")
+    with transaction.atomic():
+        if role == Role.USER and user.role == Role.ADMIN:
+            other_admins = (
+                User.objects.select_for_update()
+                .filter(role=Role.ADMIN, is_active=True)
+                .exclude(pk=user.pk)
+            )
+            if not other_admins.exists():
+                raise ApplicationError(
+                    "The last active admin cannot be demoted.", code="last_admin", status=409
+                )
+        previous = user.role
+        User.objects.filter(pk=user.pk).update(role=role)
+        user.role = role
+        audit_record(
+            action="member.set_role",
+            actor=actor,
+            target_type="user",
+            target_id=user.pk,
+            details={"email": user.email, "from": previous, "to": role},
+        )
+    return user
+
+
+def member_set_active(*, user: User, active: bool, actor) -> User:
+    """Suspend or reactivate a member; a suspended member's tokens and sessions stop working."""
+    with transaction.atomic():
+        if not active and user.role == Role.ADMIN:
+            others = User.objects.filter(role=Role.ADMIN, is_active=True).exclude(pk=user.pk)
+            if not others.exists():
+                raise ApplicationError(
+                    "The last active admin cannot be suspended.", code="last_admin", status=409
+                )
+        User.objects.filter(pk=user.pk).update(is_active=active)
+        user.is_active = active
+        audit_record(
+            action="member.activate" if active else "member.suspend",
+            actor=actor,
+            target_type="user",
+            target_id=user.pk,
+            details={"email": user.email},
+        )
+    return user
+
+
+def member_mark_active(*, user: User) -> None:
+    """A pending member signed in for the first time: they become `active`."""
+    if user.status == MemberStatus.PENDING:
+        User.objects.filter(pk=user.pk).update(status=MemberStatus.ACTIVE)
+        user.status = MemberStatus.ACTIVE
+
+
+def api_token_issue(
+    *, user: User, name: str, days: int | None = None, actor=None
+) -> tuple[ApiToken, str]:
+    """Create a personal API token; return it with the raw value, which is never shown again."""
+    days = days or settings.API_TOKEN_DEFAULT_DAYS
+    if not 1 <= days <= 3650:
+        raise ApplicationError("Token lifetime must be 1 to 3650 days.", code="invalid_expiry")
+    raw, prefix, digest = ApiToken.generate()
+    token = ApiToken(
+        user=user,
+        name=(name or "token").strip()[:80],
+        prefix=prefix,
+        token_hash=digest,
+        expires_at=timezone.now() + timedelta(days=days),
+    )
+    token.full_clean()
+    with transaction.atomic():
+        token.save()
+        audit_record(
+            action="api_token.issue",
+            actor=actor or user,
+            target_type="api_token",
+            target_id=token.pk,
+            details={"user": user.email, "name": token.name, "prefix": prefix, "days": days},
+        )
+    return token, raw
+
+
+def api_token_revoke(*, token: ApiToken, actor) -> ApiToken:
+    """Revoke a token at once (audited)."""
+    with transaction.atomic():
+        ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        token.refresh_from_db()
+        audit_record(
+            action="api_token.revoke",
+            actor=actor,
+            target_type="api_token",
+            target_id=token.pk,
+            details={"user": token.user.email, "prefix": token.prefix},
+        )
+    return token
+
+
+def user_tag_create(*, user: User, name: str, color: str = "") -> UserTag:
+    """Create one of `user`'s tags (unique name per member)."""
+    tag = UserTag(user=user, name=(name or "").strip().lower(), color=color)
+    tag.full_clean()
+    tag.save()
+    return tag

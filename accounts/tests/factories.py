@@ -1,0 +1,54 @@
+import factory
+
+from accounts.choices import MemberStatus, Role
+from accounts.models import ApiToken, User, UserTag
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ("email",)
+
+    email = factory.Sequence(lambda n: f"member{n}@example.com")
+    full_name = factory.Faker("name")
+    role = Role.USER
+    status = MemberStatus.ACTIVE
+    password = factory.django.Password("correct horse battery staple")
+
+
+class AdminFactory(UserFactory):
+    email = factory.Sequence(lambda n: f"admin{n}@example.com")
+    role = Role.ADMIN
+
+
+class UserTagFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = UserTag
+
+    user = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"tag-{n}")
+
+
+class ApiTokenFactory(factory.django.DjangoModelFactory):
+    """Builds a token row; the raw value is on `.raw` (only in tests)."""
+
+    class Meta:
+        model = ApiToken
+        exclude = ("generated",)
+
+    user = factory.SubFactory(UserFactory)
+    name = "test token"
+    generated = factory.LazyFunction(ApiToken.generate)
+    raw = factory.LazyAttribute(lambda o: o.generated[0])
+    prefix = factory.LazyAttribute(lambda o: o.generated[1])
+    token_hash = factory.LazyAttribute(lambda o: o.generated[2])
+    expires_at = factory.Faker(
+        "future_datetime", end_date="+30d", tzinfo=__import__("datetime").UTC
+    )
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        raw = kwargs.pop("raw")
+        obj = super()._create(model_class, *args, **kwargs)
+        obj.raw = raw
+        return obj

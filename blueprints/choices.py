@@ -1,0 +1,29 @@
+from django.db import models
+
+
+class BlueprintState(models.TextChoices):
+    TESTING = "testing", "Testing (admins only)"
+    ENABLED = "enabled", "Enabled"
+    DISABLED = "disabled", "Disabled"
+
+
+class AccessRuleKind(models.TextChoices):
+    EMAIL = "email", "E-mail address"
+    DOMAIN = "domain", "E-mail domain"
+
+
+class AIProviderKind(models.TextChoices):
+    ANTHROPIC = "anthropic", "Anthropic"
+    OPENAI = "openai", "OpenAI"
+    CUSTOM = "custom", "Custom (OpenAI-compatible)"
+
+
+class AnthropicAuthMode(models.TextChoices):
+    API_KEY = "api_key", "API key"
+    USER_OAUTH = "user_oauth", "Each user signs in (OAuth)"
+
+
+class TabKind(models.TextChoices):
+    TERMINAL = "terminal", "Terminal"
+    AI = "ai", "AI tool"
+    COMMAND = "command", "Custom command"

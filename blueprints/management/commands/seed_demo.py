@@ -1,0 +1,80 @@
+"""Create the `local` cluster and the `demo` blueprint that `make run` launches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from blueprints.choices import BlueprintState
+from blueprints.models import Blueprint
+from relay.models import Cluster
+from relay.services import cluster_create, cluster_rotate_token
+
+DEMO_SETUP = r"""cat > index.html <<'HTML'
+<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Demo app</title></head>
+<body>
+  <h1>Hello from your Enclave workspace</h1>
+  <p>Edit <code>index.html</code> in the terminal and reload the preview.</p>
+</body>
+</html>
+HTML
+"""
+DEMO_START = 'exec python3 -m http.server "$PORT" --bind 127.0.0.1'
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the `local` cluster (printing its agent token) and the `demo` blueprint: a "
+        "small web app on declared port 3000 named `app`. Safe to run again."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--token-file",
+            type=Path,
+            help="Also write the agent token here (mode 0600). When the cluster already "
+            "exists and this file is missing, the token is rotated to fill it.",
+        )
+
+    def handle(self, *args, token_file: Path | None = None, **options) -> None:
+        with transaction.atomic():
+            cluster = Cluster.objects.filter(name="local").first()
+            token = None
+            if cluster is None:
+                cluster, token = cluster_create(
+                    name="local", description="Agent on this host (local runtime)", actor=None
+                )
+                self.stdout.write(f"Created cluster 'local'. Agent token (shown once): {token}")
+            elif token_file is not None and not token_file.exists():
+                token = cluster_rotate_token(cluster=cluster, actor=None)
+                self.stdout.write("Rotated the 'local' cluster's agent token into the token file.")
+            _, created = Blueprint.objects.update_or_create(
+                key="demo",
+                defaults={
+                    "name": "Demo web app",
+                    "description": "A tiny static web site served on port 3000.",
+                    "icon": "🚀",
+                    "category": "Starters",
+                    "state": BlueprintState.ENABLED,
+                    "cluster": cluster,
+                    "image": "python:3.11-slim",
+                    "start_command": DEMO_START,
+                    "setup_script": DEMO_SETUP,
+                    "ports": [{"port": 3000, "name": "app"}],
+                    "cpu": "1",
+                    "memory": "1Gi",
+                    "storage": "5Gi",
+                    "layout_tabs": [{"kind": "terminal", "title": "Terminal"}],
+                },
+            )
+            self.stdout.write(("Created" if created else "Updated") + " blueprint 'demo'.")
+        if token and token_file is not None:
+            token_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(token)

@@ -1,0 +1,283 @@
+"""Blueprints: the workspace templates platform engineers publish to builders."""
+
+from __future__ import annotations
+
+import re
+import string
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator, URLValidator, validate_email
+from django.db import models
+
+from blueprints.choices import (
+    AccessRuleKind,
+    AIProviderKind,
+    AnthropicAuthMode,
+    BlueprintState,
+    TabKind,
+)
+from portal.crypto import EncryptedTextField
+from portal.validators import DNS_LABEL
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Set by the runtime for every workspace; a blueprint cannot override them.
+RESERVED_ENV = {"PORT", "DEV_PORT", "HOME", "PATH"}
+CPU_QUANTITY = RegexValidator(
+    r"^(?:\d+(?:\.\d+)?|\d+m)$", "Use cores (e.g. 2, 0.5) or millicores (e.g. 500m).", "invalid_cpu"
+)
+BYTES_QUANTITY = RegexValidator(
+    r"^\d+(?:Ki|Mi|Gi|Ti)$", "Use a size such as 512Mi, 4Gi or 1Ti.", "invalid_quantity"
+)
+NAMING_PLACEHOLDERS = {"user", "blueprint", "random", "name"}
+GIT_URL = re.compile(r"^(?:https://|http://|ssh://|git@[\w.-]+:)[\w./~:@%+-]+$")
+MAX_PORTS = 10
+MAX_TABS = 12
+
+
+def validate_env(value: object) -> None:
+    """An object of environment variable names to string values."""
+    if not isinstance(value, dict):
+        raise ValidationError("Environment variables must be an object of NAME: value.")
+    for name, val in value.items():
+        if not isinstance(name, str) or not ENV_NAME.match(name):
+            raise ValidationError(f"{name!r} is not a valid environment variable name.")
+        if name.upper() in RESERVED_ENV:
+            raise ValidationError(f"{name} is set by the runtime and cannot be overridden.")
+        if not isinstance(val, str):
+            raise ValidationError(f"The value of {name} must be a string.")
+
+
+def validate_ports(value: object) -> None:
+    """A list of `{port, name}` with distinct ports 1-65535 and DNS-label names."""
+    if not isinstance(value, list):
+        raise ValidationError("Ports must be a list of {port, name}.")
+    if len(value) > MAX_PORTS:
+        raise ValidationError(f"At most {MAX_PORTS} preview ports.")
+    seen: set[int] = set()
+    for item in value:
+        if not isinstance(item, dict) or set(item) != {"port", "name"}:
+            raise ValidationError("Each port is an object with exactly 'port' and 'name'.")
+        port, name = item["port"], item["name"]
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            raise ValidationError(f"{port!r} is not a port number (1-65535).")
+        if port in seen:
+            raise ValidationError(f"Port {port} is declared twice.")
+        if not isinstance(name, str) or not DNS_LABEL.match(name):
+            raise ValidationError(f"Port name {name!r} must be a lowercase DNS label.")
+        seen.add(port)
+
+
+def validate_tabs(value: object) -> None:
+    """Editor tabs: `{kind, title[, command]}`; custom-command tabs need their command."""
+    if not isinstance(value, list):
+        raise ValidationError("Tabs must be a list.")
+    if len(value) > MAX_TABS:
+        raise ValidationError(f"At most {MAX_TABS} tabs.")
+    for tab in value:
+        if not isinstance(tab, dict) or tab.get("kind") not in TabKind.values:
+            raise ValidationError(f"Each tab needs a kind among {', '.join(TabKind.values)}.")
+        if not isinstance(tab.get("title", ""), str) or len(tab.get("title", "")) > 40:
+            raise ValidationError("A tab title is text of at most 40 characters.")
+        if set(tab) - {"kind", "title", "command"}:
+            raise ValidationError("A tab has only 'kind', 'title' and 'command'.")
+        command = tab.get("command", "")
+        if tab["kind"] == TabKind.COMMAND and not (isinstance(command, str) and command.strip()):
+            raise ValidationError("A custom command tab needs its command.")
+        if not isinstance(command, str):
+            raise ValidationError("A tab command is text.")
+
+
+def validate_naming_template(value: str) -> None:
+    """Only the placeholders {user} {blueprint} {random} {name}, and at least one."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+    except ValueError as exc:
+        raise ValidationError(f"Naming template is malformed: {exc}.") from exc
+    unknown = set(fields) - NAMING_PLACEHOLDERS
+    if unknown:
+        raise ValidationError(
+            f"Unknown placeholder(s) {', '.join(sorted(unknown))}; "
+            "use {user}, {blueprint}, {random} or {name}."
+        )
+    if not fields:
+        raise ValidationError("The naming template needs at least one placeholder.")
+
+
+def validate_git_repository(value: str) -> None:
+    if value and not GIT_URL.match(value):
+        raise ValidationError("Use an https://, ssh:// or git@host:path repository address.")
+
+
+def default_tabs() -> list[dict[str, str]]:
+    return [{"kind": TabKind.TERMINAL, "title": "Terminal"}]
+
+
+class Blueprint(models.Model):
+    """A workspace template: what runs, where, with which resources, for whom.
+
+    `state` gates the catalog: `enabled` blueprints are offered to members the access
+    rules admit, `testing` ones only to admins, `disabled` ones to nobody (running
+    workspaces are untouched). Secrets never live here: AI keys are on `AIProvider`.
+    """
+
+    key = models.SlugField(max_length=50, unique=True, help_text="Stable identifier.")
+    name = models.CharField("display name", max_length=100)
+    description = models.TextField(blank=True)
+    icon = models.CharField(max_length=200, blank=True, help_text="An emoji or an image URL.")
+    category = models.CharField(max_length=50, blank=True)
+    state = models.CharField(
+        max_length=10, choices=BlueprintState.choices, default=BlueprintState.TESTING
+    )
+    cluster = models.ForeignKey(
+        "relay.Cluster", on_delete=models.PROTECT, related_name="blueprints"
+    )
+    image = models.CharField(max_length=255, blank=True, help_text="Container image (Kubernetes).")
+    start_command = models.TextField(help_text="Runs in the workspace home; $PORT is allocated.")
+    setup_script = models.TextField(blank=True, help_text="Runs once when a workspace is created.")
+    git_repository = models.CharField(
+        max_length=500, blank=True, validators=[validate_git_repository]
+    )
+    env = models.JSONField(default=dict, blank=True, validators=[validate_env])
+    ports = models.JSONField(default=list, blank=True, validators=[validate_ports])
+    cpu = models.CharField(max_length=10, default="1", validators=[CPU_QUANTITY])
+    memory = models.CharField(max_length=10, default="2Gi", validators=[BYTES_QUANTITY])
+    storage = models.CharField(max_length=10, default="10Gi", validators=[BYTES_QUANTITY])
+    naming_template = models.CharField(
+        max_length=100, default="{user}-{blueprint}-{random}", validators=[validate_naming_template]
+    )
+    ai_tool_command = models.CharField(
+        max_length=200, blank=True, help_text="What the AI tab runs, e.g. 'claude'."
+    )
+    layout_tabs = models.JSONField(default=default_tabs, blank=True, validators=[validate_tabs])
+    layout_locked = models.BooleanField(default=False, help_text="Builders cannot rearrange tabs.")
+    preview_enabled = models.BooleanField("preview panel", default=True)
+    path_bar_enabled = models.BooleanField("preview path bar", default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=BlueprintState.values), name="blueprint_state_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        tabs = self.layout_tabs if isinstance(self.layout_tabs, list) else []
+        has_ai_tab = any(t.get("kind") == TabKind.AI for t in tabs if isinstance(t, dict))
+        if has_ai_tab and not self.ai_tool_command.strip():
+            raise ValidationError({"ai_tool_command": "An AI tab needs the AI tool command."})
+
+    @property
+    def layout(self) -> dict:
+        return {
+            "tabs": self.layout_tabs,
+            "locked": self.layout_locked,
+            "preview": self.preview_enabled,
+            "path_bar": self.path_bar_enabled,
+        }
+
+    @property
+    def resources(self) -> dict[str, str]:
+        return {"cpu": self.cpu, "memory": self.memory, "storage": self.storage}
+
+
+class BlueprintAccessRule(models.Model):
+    """Who may see and launch a blueprint: an exact e-mail or an exact e-mail domain.
+
+    Rules of one blueprint are OR-combined; a blueprint without rules is open to every
+    member. Values are stored lowercase; a domain rule matches that domain only, never
+    its subdomains.
+    """
+
+    blueprint = models.ForeignKey(Blueprint, on_delete=models.CASCADE, related_name="access_rules")
+    kind = models.CharField(max_length=10, choices=AccessRuleKind.choices)
+    value = models.CharField(max_length=254)
+
+    class Meta:
+        ordering = ["blueprint", "kind", "value"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["blueprint", "kind", "value"], name="accessrule_unique_per_blueprint"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=AccessRuleKind.values), name="accessrule_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.value}"
+
+    def clean(self) -> None:
+        super().clean()
+        self.value = (self.value or "").strip().lower().lstrip("@")
+        if self.kind == AccessRuleKind.EMAIL:
+            try:
+                validate_email(self.value)
+            except ValidationError as exc:
+                raise ValidationError({"value": "Enter a valid e-mail address."}) from exc
+        elif self.kind == AccessRuleKind.DOMAIN:
+            labels = self.value.split(".")
+            if len(labels) < 2 or not all(DNS_LABEL.match(label) for label in labels):
+                raise ValidationError({"value": "Enter a domain such as example.com."})
+
+
+class AIProvider(models.Model):
+    """An LLM provider whose variables a blueprint's workspaces receive.
+
+    The API key is encrypted at rest (AES-256-GCM) and is never rendered by a page or
+    an API response once set; it reaches only the workspace environment.
+    """
+
+    blueprint = models.ForeignKey(Blueprint, on_delete=models.CASCADE, related_name="ai_providers")
+    provider = models.CharField(max_length=20, choices=AIProviderKind.choices)
+    enabled = models.BooleanField(default=True)
+    auth_mode = models.CharField(
+        max_length=20,
+        choices=AnthropicAuthMode.choices,
+        default=AnthropicAuthMode.API_KEY,
+        help_text="Anthropic only.",
+    )
+    model = models.CharField(max_length=100, blank=True)
+    endpoint_url = models.URLField(blank=True, help_text="Required for a custom provider.")
+    api_key = EncryptedTextField(blank=True)
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["blueprint", "order", "provider"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["blueprint", "provider"], name="aiprovider_unique_per_blueprint"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(provider__in=AIProviderKind.values),
+                name="aiprovider_provider_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} for {self.blueprint_id and self.blueprint.key}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.provider == AIProviderKind.CUSTOM:
+            if not self.endpoint_url:
+                raise ValidationError({"endpoint_url": "A custom provider needs its endpoint URL."})
+            URLValidator(schemes=["http", "https"])(self.endpoint_url)
+        if (
+            self.provider != AIProviderKind.ANTHROPIC
+            and self.auth_mode != AnthropicAuthMode.API_KEY
+        ):
+            raise ValidationError({"auth_mode": "Only Anthropic supports per-user OAuth."})
+        needs_key = self.provider != AIProviderKind.CUSTOM and self.auth_mode == "api_key"
+        if self.enabled and needs_key and not self.api_key:
+            raise ValidationError({"api_key": "An enabled provider needs its API key."})
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key)

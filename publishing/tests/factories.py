@@ -1,0 +1,27 @@
+import factory
+
+from accounts.tests.factories import AdminFactory, UserFactory
+from blueprints.tests.factories import BlueprintFactory
+from publishing.models import PublishRequest, TrustRule
+from relay.tests.factories import ClusterFactory
+
+
+class PublishRequestFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PublishRequest
+
+    environment_id = factory.Sequence(lambda n: f"env-{n:012x}")
+    cluster = factory.SubFactory(ClusterFactory)
+    requester = factory.SubFactory(UserFactory)
+    blueprint = factory.SubFactory(BlueprintFactory)
+    subdomain = factory.Sequence(lambda n: f"app-{n}")
+    message = "Please publish"
+
+
+class TrustRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TrustRule
+
+    user = factory.SubFactory(UserFactory)
+    blueprint = factory.SubFactory(BlueprintFactory)
+    granted_by = factory.SubFactory(AdminFactory)
