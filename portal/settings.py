@@ -242,9 +242,11 @@ CSRF_COOKIE_NAME = "enclave_csrftoken"
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if _https else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _https
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Preload-list submission is the operator's opt-in (SECURE_HSTS_PRELOAD), not a defect.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-X_FRAME_OPTIONS = "SAMEORIGIN"
+X_FRAME_OPTIONS = "DENY"
 
 # --- logging -------------------------------------------------------------------------------
 
@@ -257,3 +259,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- data plane ----------------------------------------------------------------------------
+
+CONTROL_PLANE = "workspaces.controlplane.agent.AgentControlPlane"
+# Seconds an RPC to an agent may take before the call fails with `cluster_unavailable`.
+AGENT_RPC_TIMEOUT = env.float("AGENT_RPC_TIMEOUT", default=10.0)
+# Seconds a workspace listing stays cached (agent events invalidate it sooner).
+DISCOVERY_CACHE_SECONDS = env.int("DISCOVERY_CACHE_SECONDS", default=5)

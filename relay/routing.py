@@ -1,1 +1,9 @@
-websocket_urlpatterns: list = []
+"""WebSocket routes of the portal (mounted by `portal.asgi`)."""
+
+from django.urls import path
+
+from relay.consumers.tunnel import TunnelConsumer
+
+websocket_urlpatterns = [
+    path("agent/v1/tunnel", TunnelConsumer.as_asgi()),
+]

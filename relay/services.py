@@ -42,6 +42,22 @@ def cluster_rotate_token(*, cluster: Cluster, actor) -> str:
     return raw
 
 
+def cluster_update(*, cluster: Cluster, description: str, actor) -> Cluster:
+    """Change a cluster's description (audited). Its name is its identity and stays fixed."""
+    cluster.description = description
+    cluster.full_clean()
+    with transaction.atomic():
+        Cluster.objects.filter(pk=cluster.pk).update(description=description)
+        audit_record(
+            action="cluster.update",
+            actor=actor,
+            target_type="cluster",
+            target_id=cluster.name,
+            details={"changed": ["description"]},
+        )
+    return cluster
+
+
 def ticket_issue(
     *,
     kind: str,
@@ -94,3 +110,28 @@ def tickets_purge(*, older_than: timedelta = timedelta(days=1)) -> int:
     """Delete tickets that expired more than `older_than` ago; returns how many."""
     deleted, _ = Ticket.objects.filter(expires_at__lt=timezone.now() - older_than).delete()
     return deleted
+
+
+def cluster_delete(*, cluster: Cluster, actor) -> None:
+    """Delete a cluster no blueprint or publish request refers to (audited).
+
+    Refuses with 409 `cluster_in_use` while anything still points at it; the agent's
+    token dies with the row.
+    """
+    from django.db.models import ProtectedError
+
+    from portal.errors import ApplicationError
+
+    in_use = ApplicationError(
+        "Blueprints or publish requests still use this cluster.", code="cluster_in_use", status=409
+    )
+    if cluster.blueprints.exists():
+        raise in_use
+    try:
+        with transaction.atomic():
+            audit_record(
+                action="cluster.delete", actor=actor, target_type="cluster", target_id=cluster.name
+            )
+            cluster.delete()
+    except ProtectedError as exc:
+        raise in_use from exc

@@ -1,0 +1,50 @@
+# Enclave: `make run` starts the portal and a local agent; `make test` runs the whole suite.
+# Both set everything up first (virtualenv, packages, database, demo data) and need neither
+# PostgreSQL nor Redis: the embedded defaults serve. Set DATABASE_URL / REDIS_URL to use them.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test setup lint format migrations-check bench clean
+
+run: setup
+	DEBUG=$${DEBUG:-true} PY=$(PY) HOST=$(HOST) PORT=$(PORT) bin/run-local
+
+test: setup
+	DEBUG=true $(PY) -m pytest $(PYTEST_ARGS)
+
+setup: $(STAMP) $(NPM_STAMP)
+
+$(STAMP): requirements/base.txt requirements/agent.txt requirements/dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check --upgrade pip
+	$(PIP) install --quiet --disable-pip-version-check -r requirements/dev.txt
+	touch $(STAMP)
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	npm run --silent build
+	touch $(NPM_STAMP)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+migrations-check: setup
+	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
+
+bench: setup
+	DEBUG=true $(PY) bench/discovery.py
+
+clean:
+	rm -rf $(VENV) node_modules staticfiles static/vendor

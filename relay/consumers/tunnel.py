@@ -1,0 +1,278 @@
+"""The agent tunnel: one authenticated WebSocket per cluster, many streams inside it.
+
+Promises:
+
+* Only a request carrying a current agent token (`Authorization: Bearer …`, matched
+  by hash) is accepted; anything else is refused before the handshake completes
+  (HTTP 403), and the token is never logged.
+* One tunnel per cluster: a new connection replaces the older one, in this process
+  or another (the older consumer is told through the channel layer and closes).
+* While connected, `Cluster.tunnel_channel` names this consumer and `last_seen_at`
+  is refreshed at every heartbeat; a tunnel silent for 45 s is closed. On any end
+  the channel is cleared (only if still ours) and every open stream is ended, so
+  callers fail fast instead of hanging.
+* Agent `event` messages invalidate the discovery cache of the cluster and are
+  re-published to the `workspace-events` group for live browser updates.
+* Nothing here waits on the database in the frame path: database writes run in
+  background tasks on their own threads, so a busy ORM thread can never stall frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db import close_old_connections
+from django.utils import timezone
+
+from agent import protocol as p
+from agent.multiplex import Multiplexer
+from relay.models import Cluster, hash_secret
+from relay.streams import LOCAL_TUNNELS, LocalTunnel, RelayPump
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_TIMEOUT = 45.0
+LAST_SEEN_EVERY = 10.0
+EVENTS_GROUP = "workspace-events"
+
+
+def db_async(func):
+    """Run an ORM function off the event loop, on a thread pool of its own."""
+
+    def call(*args, **kwargs):
+        close_old_connections()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(call, thread_sensitive=False)
+
+
+@db_async
+def _authenticate(raw_token: str) -> Cluster | None:
+    if not raw_token:
+        return None
+    return Cluster.objects.filter(token_hash=hash_secret(raw_token)).first()
+
+
+@db_async
+def _claim(cluster_id: int, channel_name: str) -> str:
+    """Record this consumer as the cluster's tunnel; return the channel it replaces."""
+    previous = Cluster.objects.filter(pk=cluster_id).values_list("tunnel_channel", flat=True)
+    previous_channel = previous.first() or ""
+    now = timezone.now()
+    Cluster.objects.filter(pk=cluster_id).update(
+        tunnel_channel=channel_name, connected_at=now, last_seen_at=now
+    )
+    return previous_channel
+
+
+@db_async
+def _record_hello(cluster_id: int, version: str, runtime: str) -> None:
+    Cluster.objects.filter(pk=cluster_id).update(
+        agent_version=version[:40], runtime=runtime[:20], last_seen_at=timezone.now()
+    )
+
+
+@db_async
+def _touch(cluster_id: int, channel_name: str) -> None:
+    Cluster.objects.filter(pk=cluster_id, tunnel_channel=channel_name).update(
+        last_seen_at=timezone.now()
+    )
+
+
+@db_async
+def _release(cluster_id: int, channel_name: str) -> None:
+    Cluster.objects.filter(pk=cluster_id, tunnel_channel=channel_name).update(tunnel_channel="")
+
+
+def _invalidate(cluster_id: int) -> None:
+    from workspaces.selectors import discovery_invalidate
+
+    discovery_invalidate(cluster_id)
+
+
+class TunnelConsumer(AsyncWebsocketConsumer):
+    """Portal end of an agent's outbound tunnel (`/agent/v1/tunnel`)."""
+
+    cluster: Cluster | None = None
+
+    async def connect(self) -> None:
+        self.cluster = None
+        self._tasks: set[asyncio.Task] = set()
+        self._pumps: dict[str, RelayPump] = {}
+        self._last_received = time.monotonic()
+        self._last_touch = 0.0
+        cluster = await _authenticate(self._bearer_token())
+        if cluster is None:
+            client = (self.scope.get("client") or ["?"])[0]
+            logger.warning("agent tunnel refused from %s: unknown or missing token", client)
+            await self.close(code=4401)
+            return
+        self.cluster = cluster
+        self.mux = Multiplexer(self._send_frame, role="portal")
+        old_local = LOCAL_TUNNELS.get(cluster.pk)
+        LOCAL_TUNNELS[cluster.pk] = LocalTunnel(cluster.pk, self.channel_name, self.mux, self)
+        await self.accept()
+        previous = await _claim(cluster.pk, self.channel_name)
+        if old_local is not None and old_local.consumer is not self:
+            await old_local.consumer.replaced()
+        elif previous and previous != self.channel_name:
+            with contextlib.suppress(Exception):
+                await self.channel_layer.send(previous, {"type": "tunnel.replace"})
+        self._spawn(self._watchdog())
+        self._spawn(sync_to_async(_invalidate, thread_sensitive=False)(cluster.pk))
+        logger.info("agent of cluster %s connected", cluster.name)
+
+    async def disconnect(self, code: int) -> None:
+        cluster = self.cluster
+        if cluster is None:
+            return
+        if getattr(LOCAL_TUNNELS.get(cluster.pk), "consumer", None) is self:
+            del LOCAL_TUNNELS[cluster.pk]
+        await self.mux.aclose()
+        for pump in list(self._pumps.values()):
+            await pump.aclose()
+        self._pumps.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await _release(cluster.pk, self.channel_name)
+        await sync_to_async(_invalidate, thread_sensitive=False)(cluster.pk)
+        logger.info("agent of cluster %s disconnected (code %s)", cluster.name, code)
+        self.cluster = None
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        self._last_received = time.monotonic()
+        if bytes_data is not None:
+            try:
+                await self.mux.feed(bytes_data)
+            except p.ProtocolError as exc:
+                logger.warning("cluster %s sent an unreadable frame: %s", self.cluster, exc)
+                await self.close(code=4400)
+            return
+        try:
+            message = p.decode_message(text_data or "")
+        except p.ProtocolError as exc:
+            logger.warning("cluster %s sent a bad message: %s", self.cluster, exc)
+            return
+        await self._on_message(message)
+
+    async def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        cluster_id = self.cluster.pk
+        if kind == "ping":
+            await self.send(text_data=p.encode_message(p.pong_message(message.get("ts"))))
+            now = time.monotonic()
+            if now - self._last_touch >= LAST_SEEN_EVERY:
+                self._last_touch = now
+                self._spawn(_touch(cluster_id, self.channel_name))
+        elif kind == "hello":
+            self._spawn(
+                _record_hello(
+                    cluster_id, str(message.get("version", "")), str(message.get("runtime", ""))
+                )
+            )
+        elif kind == "event":
+            self._spawn(sync_to_async(_invalidate, thread_sensitive=False)(cluster_id))
+            environment = message.get("environment")
+            if isinstance(environment, dict):
+                self._spawn(self._publish_event(message.get("event", ""), environment))
+
+    async def _publish_event(self, event: str, environment: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):
+            await self.channel_layer.group_send(
+                EVENTS_GROUP,
+                {
+                    "type": "workspace.event",
+                    "event": event,
+                    "cluster": self.cluster.name if self.cluster else "",
+                    "environment_id": environment.get("id", ""),
+                    "status": environment.get("status", ""),
+                    "phase": environment.get("phase"),
+                    "owner_email": (environment.get("metadata") or {}).get("RDE_OWNER_EMAIL", ""),
+                },
+            )
+
+    # --- channel-layer messages ----------------------------------------------------------
+
+    async def tunnel_replace(self, event: dict[str, Any]) -> None:
+        await self.replaced()
+
+    async def replaced(self) -> None:
+        """A newer tunnel of the same cluster took over: step aside.
+
+        `tunnel_channel` already names the newer consumer, and `_release` only clears
+        it when it still names this one, so the newer tunnel stays registered.
+        """
+        logger.info("tunnel of cluster %s replaced by a newer connection", self.cluster)
+        cluster = self.cluster
+        if cluster is not None and getattr(LOCAL_TUNNELS.get(cluster.pk), "consumer", None) is self:
+            del LOCAL_TUNNELS[cluster.pk]
+        await self.close(code=4409)
+
+    async def relay_open(self, event: dict[str, Any]) -> None:
+        reply = event["reply"]
+        try:
+            stream = await self.mux.open_stream(event["request"])
+        except p.ProtocolError as exc:
+            await self.channel_layer.send(
+                reply, {"type": "relay.close", "code": exc.code, "reason": exc.reason}
+            )
+            return
+        pump = RelayPump(stream, reply)
+        self._pumps[reply] = pump
+        await self.channel_layer.send(reply, {"type": "relay.opened"})
+        self._spawn(self._reap(reply, pump))
+
+    async def relay_data(self, event: dict[str, Any]) -> None:
+        self._route(event)
+
+    async def relay_credit(self, event: dict[str, Any]) -> None:
+        self._route(event)
+
+    async def relay_close(self, event: dict[str, Any]) -> None:
+        self._route(event)
+
+    def _route(self, event: dict[str, Any]) -> None:
+        pump = self._pumps.get(event.get("reply", ""))
+        if pump is not None:
+            pump.on_message(event)
+
+    async def _reap(self, reply: str, pump: RelayPump) -> None:
+        await pump.finished()
+        await pump.aclose()
+        self._pumps.pop(reply, None)
+
+    # --- internals -----------------------------------------------------------------------
+
+    async def _send_frame(self, data: bytes) -> None:
+        await self.send(bytes_data=data)
+
+    async def _watchdog(self) -> None:
+        while True:
+            await asyncio.sleep(5)
+            if time.monotonic() - self._last_received > HEARTBEAT_TIMEOUT:
+                logger.warning("tunnel of cluster %s silent for 45 s: closing", self.cluster)
+                await self.close(code=4408)
+                return
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _bearer_token(self) -> str:
+        for name, value in self.scope.get("headers", []):
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer":
+                    return token.strip()
+        return ""

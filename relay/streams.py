@@ -1,0 +1,276 @@
+"""Stream routing between portal callers and agent tunnels, with end-to-end flow control.
+
+A caller anywhere in the portal asks `open_stream(cluster, request)` for a stream to
+that cluster's agent and gets an object with `read()`, `read_all()`, `write()` and
+`close()`:
+
+* when this process holds the cluster's tunnel, the stream is the tunnel
+  multiplexer's own `agent.multiplex.Stream` — delivered in-process, no channel
+  layer (the hot path of the embedded default);
+* otherwise it is a `RemoteStream` whose frames travel through the channel layer to
+  the process that holds the tunnel, where a `RelayPump` splices them onto a real
+  stream.
+
+Either way memory stays bounded: every hop has a credit window, bytes are granted
+back only once delivered onward, and a full channel (`ChannelFull`) ends the stream
+with an error — frames are never dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from channels.exceptions import ChannelFull
+from channels.layers import get_channel_layer
+
+from agent import protocol as p
+from agent.multiplex import Multiplexer, Stream
+
+logger = logging.getLogger(__name__)
+
+# How long a remote caller waits for the tunnel's process to acknowledge an OPEN.
+REMOTE_OPEN_TIMEOUT = 5.0
+
+
+class TunnelUnavailable(Exception):
+    """No live tunnel for the cluster (agent not connected, or its portal process gone)."""
+
+
+class StreamLike(Protocol):
+    close_code: int | None
+
+    async def read(self) -> bytes: ...
+    async def read_all(self) -> bytes: ...
+    async def write(self, data: bytes) -> None: ...
+    async def close(self, code: int = p.CLOSE_NORMAL, reason: str = "") -> None: ...
+
+
+@dataclass
+class LocalTunnel:
+    """A tunnel held by a consumer of this process."""
+
+    cluster_id: int
+    channel_name: str
+    mux: Multiplexer
+    consumer: Any = field(repr=False)
+
+
+# cluster id → the tunnel this process holds for it.
+LOCAL_TUNNELS: dict[int, LocalTunnel] = {}
+
+
+async def open_stream(
+    *, cluster_id: int, tunnel_channel: str, request: dict[str, Any]
+) -> StreamLike:
+    """Open a stream to a cluster's agent, in-process when possible.
+
+    `tunnel_channel` is the cluster's `Cluster.tunnel_channel` as last recorded; it is
+    used only when this process does not hold the tunnel. Raises `TunnelUnavailable`.
+    """
+    local = LOCAL_TUNNELS.get(cluster_id)
+    if local is not None:
+        return await local.mux.open_stream(request)
+    if not tunnel_channel:
+        raise TunnelUnavailable("the cluster's agent is not connected")
+    return await RemoteStream.open(tunnel_channel, request)
+
+
+class RemoteStream:
+    """Caller side of a stream whose tunnel lives in another portal process."""
+
+    def __init__(self, tunnel_channel: str, reply_channel: str) -> None:
+        self.tunnel_channel = tunnel_channel
+        self.reply_channel = reply_channel
+        self.layer = get_channel_layer()
+        self.closed = False
+        self.close_code: int | None = None
+        self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inbound: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._send_window = p.SendWindow()
+        self._recv_window = p.ReceiveWindow()
+        self._reader = asyncio.create_task(self._read_loop(), name=f"remote-{reply_channel}")
+
+    @classmethod
+    async def open(cls, tunnel_channel: str, request: dict[str, Any]) -> RemoteStream:
+        layer = get_channel_layer()
+        if layer is None:
+            raise TunnelUnavailable("no channel layer to reach the tunnel's process")
+        reply = await layer.new_channel("relay.")
+        stream = cls(tunnel_channel, reply)
+        try:
+            await stream._send({"type": "relay.open", "request": request})
+            await asyncio.wait_for(asyncio.shield(stream._opened), REMOTE_OPEN_TIMEOUT)
+        except (TimeoutError, ChannelFull, p.StreamClosed) as exc:
+            await stream._stop()
+            raise TunnelUnavailable("the process holding the tunnel did not answer") from exc
+        return stream
+
+    async def read(self) -> bytes:
+        item = await self._inbound.get()
+        if item is None:
+            self._inbound.put_nowait(None)
+            return b""
+        grant = self._recv_window.delivered(len(item))
+        if grant and not self.closed:
+            await self._send({"type": "relay.credit", "granted": grant})
+        return item
+
+    async def read_all(self) -> bytes:
+        parts = []
+        while chunk := await self.read():
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def write(self, data: bytes) -> None:
+        view = memoryview(bytes(data))
+        while view:
+            if self.closed:
+                raise p.StreamClosed("stream is closed")
+            taken = await self._send_window.acquire(min(len(view), p.MAX_PAYLOAD))
+            await self._send({"type": "relay.data", "data": bytes(view[:taken])})
+            view = view[taken:]
+
+    async def close(self, code: int = p.CLOSE_NORMAL, reason: str = "") -> None:
+        if self._end(code):
+            with contextlib.suppress(ChannelFull):
+                await self._send({"type": "relay.close", "code": code, "reason": reason[:200]})
+            await self._stop()
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        message["reply"] = self.reply_channel
+        try:
+            await self.layer.send(self.tunnel_channel, message)
+        except ChannelFull:
+            self._end(p.CLOSE_FLOW_CONTROL)
+            raise
+
+    def _end(self, code: int) -> bool:
+        if self.closed:
+            return False
+        self.closed = True
+        self.close_code = code
+        self._send_window.abort()
+        self._inbound.put_nowait(None)
+        if not self._opened.done():
+            self._opened.set_exception(p.StreamClosed("closed before it opened"))
+            self._opened.exception()  # mark retrieved
+        return True
+
+    async def _stop(self) -> None:
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                message = await self.layer.receive(self.reply_channel)
+                kind = message.get("type")
+                if kind == "relay.opened":
+                    if not self._opened.done():
+                        self._opened.set_result(None)
+                elif kind == "relay.data":
+                    data = message["data"]
+                    try:
+                        self._recv_window.received(len(data))
+                    except p.ProtocolError:
+                        await self.close(p.CLOSE_FLOW_CONTROL, "peer overdrew credit")
+                        return
+                    self._inbound.put_nowait(data)
+                elif kind == "relay.credit":
+                    self._send_window.grant(int(message["granted"]))
+                elif kind == "relay.close":
+                    self._end(int(message.get("code", p.CLOSE_INTERNAL)))
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("remote stream %s failed", self.reply_channel)
+            self._end(p.CLOSE_INTERNAL)
+
+
+class RelayPump:
+    """Tunnel side of a `RemoteStream`: splices a channel-layer peer onto a tunnel stream.
+
+    Bytes from the agent are forwarded only while the remote caller has granted credit;
+    bytes from the caller are queued (bounded by the credit this pump granted) and
+    written to the agent as its credit allows. Either side closing ends both.
+    """
+
+    def __init__(self, stream: Stream, reply_channel: str) -> None:
+        self.stream = stream
+        self.reply_channel = reply_channel
+        self.layer = get_channel_layer()
+        self._to_caller = p.SendWindow()
+        self._from_caller = p.ReceiveWindow()
+        self._outbound: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._tasks = [
+            asyncio.create_task(self._agent_to_caller()),
+            asyncio.create_task(self._caller_to_agent()),
+        ]
+
+    async def finished(self) -> None:
+        """Wait until the agent side of the stream has ended."""
+        await asyncio.gather(self._tasks[0], return_exceptions=True)
+
+    def on_message(self, message: dict[str, Any]) -> None:
+        """Handle one message from the caller; never blocks the consumer's loop."""
+        kind = message.get("type")
+        if kind == "relay.data":
+            data = message["data"]
+            try:
+                self._from_caller.received(len(data))
+            except p.ProtocolError:
+                self._outbound.put_nowait(None)
+                self._spawn(self.stream.close(p.CLOSE_FLOW_CONTROL, "credit overdraw"))
+                return
+            self._outbound.put_nowait(data)
+        elif kind == "relay.credit":
+            self._to_caller.grant(int(message["granted"]))
+        elif kind == "relay.close":
+            self._outbound.put_nowait(None)
+            self._spawn(self.stream.close(int(message.get("code", 0))))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.append(task)
+
+    async def _agent_to_caller(self) -> None:
+        try:
+            while chunk := await self.stream.read():
+                view = memoryview(chunk)
+                while view:
+                    taken = await self._to_caller.acquire(len(view))
+                    await self._reply({"type": "relay.data", "data": bytes(view[:taken])})
+                    view = view[taken:]
+            code = self.stream.close_code if self.stream.close_code is not None else 0
+            await self._reply({"type": "relay.close", "code": code})
+        except (p.StreamClosed, ChannelFull):
+            await self.stream.close(p.CLOSE_FLOW_CONTROL, "caller fell behind")
+        finally:
+            self._outbound.put_nowait(None)
+
+    async def _caller_to_agent(self) -> None:
+        while (chunk := await self._outbound.get()) is not None:
+            try:
+                await self.stream.write(chunk)
+            except p.StreamClosed:
+                return
+            grant = self._from_caller.delivered(len(chunk))
+            if grant:
+                with contextlib.suppress(ChannelFull):
+                    await self._reply({"type": "relay.credit", "granted": grant})
+
+    async def _reply(self, message: dict[str, Any]) -> None:
+        await self.layer.send(self.reply_channel, message)
+
+    async def aclose(self) -> None:
+        self._to_caller.abort()
+        self._outbound.put_nowait(None)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,198 @@
+"""Workspace endpoints: thin views over `workspaces.selectors` and `workspaces.services`."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from portal.api.permissions import IsAdmin
+from security_center.client_ip import request_client_ip
+from workspaces import services
+from workspaces.api.serializers import (
+    LaunchSerializer,
+    LogsSerializer,
+    RenameSerializer,
+    TagsSerializer,
+    WorkspaceListSerializer,
+    WorkspaceSerializer,
+)
+from workspaces.selectors import discover, workspace_any, workspace_for, workspaces_for
+
+WORKSPACE_ID = r"[A-Za-z0-9_.-]{1,100}"
+
+
+def _listing(discovery, request: Request | None = None) -> dict:
+    workspaces = discovery.workspaces
+    if request is not None:
+        for param, attr in (("status", "status"), ("cluster", "cluster"), ("owner", "owner_email")):
+            wanted = request.query_params.get(param)
+            if wanted:
+                workspaces = [w for w in workspaces if getattr(w, attr).lower() == wanted.lower()]
+    return {
+        "results": WorkspaceSerializer(workspaces, many=True).data,
+        "unreachable_clusters": discovery.unreachable,
+    }
+
+
+class WorkspaceViewSet(viewsets.ViewSet):
+    """The member's own workspaces. Someone else's workspace answers 404, and nothing happens."""
+
+    lookup_value_regex = WORKSPACE_ID
+
+    @extend_schema(responses=WorkspaceListSerializer)
+    def list(self, request: Request) -> Response:
+        return Response(_listing(workspaces_for(request.user)))
+
+    @extend_schema(request=LaunchSerializer, responses={201: WorkspaceSerializer})
+    def create(self, request: Request) -> Response:
+        data = LaunchSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        workspace = services.workspace_launch(
+            user=request.user,
+            blueprint_key=data.validated_data["blueprint"],
+            name=data.validated_data["name"],
+            ip=request_client_ip(request),
+        )
+        return Response(WorkspaceSerializer(workspace).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=WorkspaceSerializer)
+    def retrieve(self, request: Request, pk: str) -> Response:
+        workspace, _ = workspace_for(request.user, pk)
+        return Response(WorkspaceSerializer(workspace).data)
+
+    @extend_schema(request=RenameSerializer, responses=WorkspaceSerializer)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        data = RenameSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        workspace, cluster = workspace_for(request.user, pk)
+        workspace = services.workspace_rename(
+            user=request.user,
+            workspace=workspace,
+            cluster=cluster,
+            name=data.validated_data["name"],
+            ip=request_client_ip(request),
+        )
+        return Response(WorkspaceSerializer(workspace).data)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        workspace, cluster = workspace_for(request.user, pk)
+        services.workspace_delete(
+            user=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _lifecycle(self, request: Request, pk: str, operation) -> Response:
+        workspace, cluster = workspace_for(request.user, pk)
+        workspace = operation(
+            user=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
+        )
+        return Response(WorkspaceSerializer(workspace).data)
+
+    @extend_schema(request=None, responses=WorkspaceSerializer)
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, pk: str) -> Response:
+        return self._lifecycle(request, pk, services.workspace_start)
+
+    @extend_schema(request=None, responses=WorkspaceSerializer)
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk: str) -> Response:
+        return self._lifecycle(request, pk, services.workspace_stop)
+
+    @extend_schema(request=None, responses=WorkspaceSerializer)
+    @action(detail=True, methods=["post"])
+    def restart(self, request: Request, pk: str) -> Response:
+        return self._lifecycle(request, pk, services.workspace_restart)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("tail", int, description="Lines (1-2000, default 200)")],
+        responses=LogsSerializer,
+    )
+    @action(detail=True, methods=["get"])
+    def logs(self, request: Request, pk: str) -> Response:
+        try:
+            tail = int(request.query_params.get("tail", 200))
+        except ValueError:
+            tail = 200
+        workspace, cluster = workspace_for(request.user, pk)
+        lines = services.workspace_logs(
+            user=request.user, workspace=workspace, cluster=cluster, tail=tail
+        )
+        return Response({"lines": lines})
+
+    @extend_schema(request=TagsSerializer, responses=WorkspaceSerializer)
+    @action(detail=True, methods=["put"])
+    def tags(self, request: Request, pk: str) -> Response:
+        data = TagsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        workspace, cluster = workspace_for(request.user, pk)
+        workspace = services.workspace_set_tags(
+            user=request.user,
+            workspace=workspace,
+            cluster=cluster,
+            tag_names=data.validated_data["tags"],
+        )
+        return Response(WorkspaceSerializer(workspace).data)
+
+
+class AdminWorkspaceViewSet(viewsets.ViewSet):
+    """Every workspace of every cluster, for admins; lifecycle and upgrade actions."""
+
+    permission_classes = [IsAdmin]
+    lookup_value_regex = WORKSPACE_ID
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str),
+            OpenApiParameter("cluster", str),
+            OpenApiParameter("owner", str),
+        ],
+        responses=WorkspaceListSerializer,
+    )
+    def list(self, request: Request) -> Response:
+        return Response(_listing(discover(), request))
+
+    @extend_schema(responses=WorkspaceSerializer)
+    def retrieve(self, request: Request, pk: str) -> Response:
+        workspace, _ = workspace_any(pk)
+        return Response(WorkspaceSerializer(workspace).data)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        workspace, cluster = workspace_any(pk)
+        services.workspace_delete(
+            user=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _admin_op(self, request: Request, pk: str, operation) -> Response:
+        workspace, cluster = workspace_any(pk)
+        workspace = operation(
+            user=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
+        )
+        return Response(WorkspaceSerializer(workspace).data)
+
+    @extend_schema(request=None, responses=WorkspaceSerializer)
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, pk: str) -> Response:
+        return self._admin_op(request, pk, services.workspace_start)
+
+    @extend_schema(request=None, responses=WorkspaceSerializer)
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk: str) -> Response:
+        return self._admin_op(request, pk, services.workspace_stop)
+
+    @extend_schema(request=None, responses=WorkspaceSerializer)
+    @action(detail=True, methods=["post"])
+    def restart(self, request: Request, pk: str) -> Response:
+        return self._admin_op(request, pk, services.workspace_restart)
+
+    @extend_schema(request=None, responses=WorkspaceSerializer)
+    @action(detail=True, methods=["post"])
+    def upgrade(self, request: Request, pk: str) -> Response:
+        workspace, cluster = workspace_any(pk)
+        workspace = services.workspace_upgrade(
+            actor=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
+        )
+        return Response(WorkspaceSerializer(workspace).data)

@@ -1,0 +1,190 @@
+"""Reads of workspaces: discovery in the data plane, scoped by owner (DESIGN §2).
+
+Workspaces are never stored: every read lists environments on the connected clusters
+(in parallel), keeps those carrying the blueprint tags and matches the owner by e-mail,
+case-insensitively. Listings are cached per cluster and owner for a few seconds; an
+agent event on a cluster (or a write through the portal) invalidates that cluster's
+entries at once. A cluster that does not answer is reported as unreachable, never
+silently dropped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.cache import cache
+
+from accounts.models import normalize_email
+from relay.models import Cluster
+from workspaces.controlplane import Environment, EnvironmentNotFound, get_control_plane
+from workspaces.models import WorkspaceTagAssignment
+
+OWNER_TAG = "RDE_OWNER_EMAIL"
+BLUEPRINT_TAG = "BLUEPRINT_KEY"
+BLUEPRINT_ID_TAG = "BLUEPRINT_PROJECT_ID"
+NAME_TAG = "RDE_DISPLAY_NAME"
+ACTIVE_STATUSES = ("running", "deploying")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace as the API shows it (DESIGN §8 shape), built from its environment."""
+
+    environment: Environment
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.environment.id
+
+    @property
+    def cluster(self) -> str:
+        return self.environment.cluster
+
+    @property
+    def name(self) -> str:
+        return self.environment.metadata.get(NAME_TAG, self.environment.id)
+
+    @property
+    def owner_email(self) -> str:
+        return self.environment.metadata.get(OWNER_TAG, "")
+
+    @property
+    def blueprint(self) -> str:
+        return self.environment.metadata.get(BLUEPRINT_TAG, "")
+
+    @property
+    def status(self) -> str:
+        return self.environment.status
+
+    @property
+    def ports(self) -> list[dict]:
+        return [{"port": p["port"], "name": p.get("name", "")} for p in self.environment.ports]
+
+
+@dataclass(frozen=True)
+class Discovery:
+    workspaces: list[Workspace]
+    unreachable: list[str]
+
+
+def _generation_key(cluster_id: int) -> str:
+    return f"discovery-gen:{cluster_id}"
+
+
+def discovery_invalidate(cluster_id: int) -> None:
+    """Forget cached listings of one cluster (called on agent events and portal writes)."""
+    key = _generation_key(cluster_id)
+    try:
+        cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, timeout=None)
+
+
+def _cache_key(cluster_id: int, owner: str) -> str:
+    generation = cache.get(_generation_key(cluster_id), 0)
+    return f"discovery:{cluster_id}:{generation}:{owner or '*'}"
+
+
+def _is_workspace(environment: Environment) -> bool:
+    return bool(environment.metadata.get(BLUEPRINT_TAG) and environment.metadata.get(OWNER_TAG))
+
+
+def discover(
+    *, owner_email: str | None = None, clusters: Iterable[Cluster] | None = None, fresh=False
+) -> Discovery:
+    """Workspaces on `clusters` (default: all), of `owner_email` when given."""
+    owner = normalize_email(owner_email) if owner_email else ""
+    clusters = list(clusters if clusters is not None else Cluster.objects.all())
+    found: list[Environment] = []
+    missing: list[Cluster] = []
+    keys = {c.pk: _cache_key(c.pk, owner) for c in clusters}
+    cached = {} if fresh else cache.get_many(list(keys.values()))
+    for cluster in clusters:
+        hit = cached.get(keys[cluster.pk])
+        if hit is None:
+            missing.append(cluster)
+        else:
+            found.extend(hit)
+    unreachable: list[str] = []
+    if missing:
+        selector = {OWNER_TAG: owner} if owner else {}
+        result = get_control_plane().list_environments(missing, selector)
+        unreachable = result.unreachable
+        per_cluster: dict[str, list[Environment]] = defaultdict(list)
+        for environment in result.environments:
+            if _is_workspace(environment):
+                per_cluster[environment.cluster].append(environment)
+        to_cache = {}
+        for cluster in missing:
+            if cluster.name in unreachable:
+                continue
+            envs = per_cluster.get(cluster.name, [])
+            found.extend(envs)
+            to_cache[keys[cluster.pk]] = envs
+        cache.set_many(to_cache, timeout=settings.DISCOVERY_CACHE_SECONDS)
+    found.sort(key=lambda e: (e.created_at or "", e.id), reverse=True)
+    return Discovery(_with_tags(found), sorted(unreachable))
+
+
+def _with_tags(environments: list[Environment]) -> list[Workspace]:
+    if not environments:
+        return []
+    ids = [e.id for e in environments]
+    names: dict[tuple[str, str], list[str]] = defaultdict(list)
+    rows = (
+        WorkspaceTagAssignment.objects.filter(environment_id__in=ids)
+        .select_related("cluster", "tag")
+        .order_by("tag__name")
+    )
+    for row in rows:
+        names[(row.cluster.name, row.environment_id)].append(row.tag.name)
+    return [Workspace(e, names.get((e.cluster, e.id), [])) for e in environments]
+
+
+def workspaces_for(user, *, fresh: bool = False) -> Discovery:
+    """The member's own workspaces on every cluster."""
+    return discover(owner_email=user.email, fresh=fresh)
+
+
+def workspace_for(user, workspace_id: str) -> tuple[Workspace, Cluster]:
+    """One of the member's workspaces, freshly read from its cluster.
+
+    Someone else's workspace, or an unknown id, raises `EnvironmentNotFound` (404) —
+    the same answer, so ids cannot be probed.
+    """
+    listing = workspaces_for(user)
+    match = next((w for w in listing.workspaces if w.id == workspace_id), None)
+    if match is None:
+        listing = workspaces_for(user, fresh=True)
+        match = next((w for w in listing.workspaces if w.id == workspace_id), None)
+    if match is None:
+        raise EnvironmentNotFound()
+    cluster = Cluster.objects.get(name=match.cluster)
+    environment = get_control_plane().get(cluster, workspace_id)
+    if normalize_email(environment.metadata.get(OWNER_TAG, "")) != normalize_email(user.email):
+        raise EnvironmentNotFound()
+    return _with_tags([environment])[0], cluster
+
+
+def workspace_any(workspace_id: str) -> tuple[Workspace, Cluster]:
+    """Any workspace by id, for admins (every cluster)."""
+    listing = discover()
+    match = next((w for w in listing.workspaces if w.id == workspace_id), None)
+    if match is None:
+        listing = discover(fresh=True)
+        match = next((w for w in listing.workspaces if w.id == workspace_id), None)
+    if match is None:
+        raise EnvironmentNotFound()
+    cluster = Cluster.objects.get(name=match.cluster)
+    environment = get_control_plane().get(cluster, workspace_id)
+    return _with_tags([environment])[0], cluster
+
+
+def running_workspace_count(user) -> int:
+    """How many of the member's workspaces count against the running limit."""
+    listing = workspaces_for(user, fresh=True)
+    return sum(1 for w in listing.workspaces if w.status in ACTIVE_STATUSES)

@@ -1,0 +1,332 @@
+"""Workspace operations. Each one checks the rules, acts through the control plane and audits.
+
+Authorisation is the portal's (ownership, blueprint ACL, limits); execution is the
+agent's. Every operation — allowed or refused for a rule — writes an `AuditEvent`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.core.cache import cache
+from django.db import transaction
+
+from accounts.models import UserTag
+from blueprints.choices import AIProviderKind
+from blueprints.models import Blueprint
+from blueprints.selectors import blueprint_for_launch
+from portal import ratelimit
+from portal.errors import ApplicationError, RateLimited
+from portal.models import OrganizationSettings
+from relay.models import Cluster
+from security_center.choices import AuditOutcome
+from security_center.services import audit_record
+from workspaces.controlplane import ClusterUnavailable, get_control_plane
+from workspaces.models import WorkspaceTagAssignment
+from workspaces.selectors import (
+    ACTIVE_STATUSES,
+    BLUEPRINT_ID_TAG,
+    BLUEPRINT_TAG,
+    NAME_TAG,
+    OWNER_TAG,
+    Workspace,
+    discovery_invalidate,
+    running_workspace_count,
+)
+
+MAX_NAME = 60
+NAME_OK = re.compile(r"^[\w .'-]{1,60}$", re.UNICODE)
+LOG_TAIL_MAX = 2000
+
+
+def _audit(
+    action: str, *, actor, workspace_id: str, outcome=AuditOutcome.SUCCESS, ip=None, **details
+):
+    audit_record(
+        action=action,
+        actor=actor,
+        target_type="workspace",
+        target_id=workspace_id,
+        ip=ip,
+        outcome=outcome,
+        details=details,
+    )
+
+
+@contextmanager
+def _user_launch_lock(user_id: int) -> Iterator[None]:
+    """Serialise one member's launches across processes so the limit cannot be raced."""
+    key = f"launch-lock:{user_id}"
+    deadline = time.monotonic() + 15
+    while not cache.add(key, 1, timeout=30):
+        if time.monotonic() > deadline:
+            raise ApplicationError(
+                "Another launch of yours is in progress.", code="launch_in_progress", status=409
+            )
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        cache.delete(key)
+
+
+def render_name(template: str, *, user, blueprint: Blueprint, name: str) -> str:
+    """Apply a blueprint's naming template ({user} {blueprint} {random} {name})."""
+    local_part = re.sub(r"[^a-z0-9]+", "-", user.email.split("@", 1)[0].lower()).strip("-")
+    rendered = template.format(
+        user=local_part or "user",
+        blueprint=blueprint.key,
+        random=secrets.token_hex(2),
+        name=name or blueprint.key,
+    )
+    return rendered[:MAX_NAME]
+
+
+def ai_environment(blueprint: Blueprint) -> tuple[dict[str, str], dict[str, str]]:
+    """The AI variables of a blueprint: (plain env, secret env).
+
+    Keys go only into the secret env, which the agent keeps in memory and never writes
+    down; the plain part says which providers and models exist (never a key).
+    """
+    plain: dict[str, str] = {}
+    secret: dict[str, str] = {}
+    summary = []
+    for provider in blueprint.ai_providers.filter(enabled=True).order_by("order", "provider"):
+        summary.append({"provider": provider.provider, "enabled": True, "model": provider.model})
+        if provider.provider == AIProviderKind.ANTHROPIC:
+            if provider.api_key:
+                secret["ANTHROPIC_API_KEY"] = provider.api_key
+            if provider.model:
+                plain["ANTHROPIC_MODEL"] = provider.model
+        elif provider.provider == AIProviderKind.OPENAI:
+            if provider.api_key:
+                secret["OPENAI_API_KEY"] = provider.api_key
+            if provider.model:
+                plain["OPENAI_MODEL"] = provider.model
+        else:
+            if provider.api_key:
+                secret["CUSTOM_LLM_API_KEY"] = provider.api_key
+            plain["CUSTOM_LLM_BASE_URL"] = provider.endpoint_url
+            if provider.model:
+                plain["CUSTOM_LLM_MODEL"] = provider.model
+    if summary:
+        plain["BLUEPRINT_AI_PROVIDERS"] = json.dumps(summary, separators=(",", ":"))
+    return plain, secret
+
+
+def blueprint_spec(blueprint: Blueprint) -> tuple[dict, dict[str, str]]:
+    """The environment spec of a blueprint, and the secret env to pass beside it."""
+    ai_plain, ai_secret = ai_environment(blueprint)
+    spec = {
+        "image": blueprint.image,
+        "start_command": blueprint.start_command,
+        "setup_script": blueprint.setup_script,
+        "git_repository": blueprint.git_repository,
+        "env": {**blueprint.env, **ai_plain},
+        "ports": blueprint.ports,
+        "resources": blueprint.resources,
+    }
+    return spec, ai_secret
+
+
+def _clean_name(name: str | None) -> str:
+    name = (name or "").strip()
+    if name and not NAME_OK.match(name):
+        raise ApplicationError(
+            "Invalid input.",
+            code="invalid",
+            extra={"errors": {"name": ["Use up to 60 letters, digits, spaces, '.', '-' or '_'."]}},
+        )
+    return name
+
+
+def workspace_launch(
+    *, user, blueprint_key: str, name: str = "", ip: str | None = None
+) -> Workspace:
+    """Launch a workspace from a blueprint for `user`.
+
+    Refuses with: 400 (unknown blueprint, bad name), 403 `blueprint_forbidden` (ACL or
+    state), 429 `rate_limited` (launches per minute), 409 `workspace_limit_reached`
+    (running workspaces), 503 `cluster_unavailable`. Launches and ACL/limit refusals
+    are audited.
+    """
+    name = _clean_name(name)
+    blueprint = Blueprint.objects.select_related("cluster").filter(key=blueprint_key).first()
+    if blueprint is None:
+        raise ApplicationError(
+            "Invalid input.",
+            code="invalid",
+            extra={"errors": {"blueprint": ["Unknown blueprint."]}},
+        )
+    if blueprint_for_launch(user, blueprint_key) is None:
+        _audit(
+            "workspace.launch", actor=user, workspace_id="", ip=ip,
+            outcome=AuditOutcome.DENIED, blueprint=blueprint_key, reason="blueprint_forbidden",
+        )  # fmt: skip
+        raise ApplicationError(
+            "You may not launch this blueprint.", code="blueprint_forbidden", status=403
+        )
+    org = OrganizationSettings.load()
+    retry_after = ratelimit.hit("launch", str(user.pk), org.launch_rate_per_minute)
+    if retry_after is not None:
+        raise RateLimited(retry_after, "Too many launches.")
+    cluster = blueprint.cluster
+    if not cluster.is_connected:
+        raise ClusterUnavailable(cluster.name)
+    with _user_launch_lock(user.pk):
+        running = running_workspace_count(user)
+        if running >= org.max_running_workspaces_per_user:
+            _audit(
+                "workspace.launch", actor=user, workspace_id="", ip=ip,
+                outcome=AuditOutcome.DENIED, blueprint=blueprint_key,
+                reason="workspace_limit_reached",
+            )  # fmt: skip
+            raise ApplicationError(
+                f"You already have {running} running workspaces "
+                f"(limit {org.max_running_workspaces_per_user}). Stop one first.",
+                code="workspace_limit_reached",
+                status=409,
+                extra={"limit": org.max_running_workspaces_per_user, "running": running},
+            )
+        spec, secret_env = blueprint_spec(blueprint)
+        metadata = {
+            BLUEPRINT_ID_TAG: str(blueprint.pk),
+            BLUEPRINT_TAG: blueprint.key,
+            OWNER_TAG: user.email,
+            NAME_TAG: render_name(
+                blueprint.naming_template, user=user, blueprint=blueprint, name=name
+            ),
+        }
+        environment = get_control_plane().create(
+            cluster, spec=spec, metadata=metadata, secret_env=secret_env
+        )
+        discovery_invalidate(cluster.pk)
+    _audit(
+        "workspace.launch", actor=user, workspace_id=environment.id, ip=ip,
+        blueprint=blueprint.key, cluster=cluster.name, name=metadata[NAME_TAG],
+    )  # fmt: skip
+    return Workspace(environment, [])
+
+
+def _blueprint_of(workspace: Workspace) -> Blueprint | None:
+    return Blueprint.objects.filter(key=workspace.blueprint).first()
+
+
+def workspace_start(*, user, workspace: Workspace, cluster: Cluster, ip=None) -> Workspace:
+    """Start a stopped workspace; counts against the running limit like a launch."""
+    if workspace.status not in ACTIVE_STATUSES:
+        org = OrganizationSettings.load()
+        with _user_launch_lock(user.pk):
+            running = running_workspace_count(user)
+            if running >= org.max_running_workspaces_per_user:
+                raise ApplicationError(
+                    f"You already have {running} running workspaces "
+                    f"(limit {org.max_running_workspaces_per_user}). Stop one first.",
+                    code="workspace_limit_reached",
+                    status=409,
+                )
+            blueprint = _blueprint_of(workspace)
+            secret_env = blueprint_spec(blueprint)[1] if blueprint else {}
+            environment = get_control_plane().start(cluster, workspace.id, secret_env=secret_env)
+    else:
+        environment = workspace.environment
+    discovery_invalidate(cluster.pk)
+    _audit("workspace.start", actor=user, workspace_id=workspace.id, ip=ip)
+    return Workspace(environment, workspace.tags)
+
+
+def workspace_stop(*, user, workspace: Workspace, cluster: Cluster, ip=None) -> Workspace:
+    """Stop a workspace (its files stay)."""
+    environment = get_control_plane().stop(cluster, workspace.id)
+    discovery_invalidate(cluster.pk)
+    _audit("workspace.stop", actor=user, workspace_id=workspace.id, ip=ip)
+    return Workspace(environment, workspace.tags)
+
+
+def workspace_restart(*, user, workspace: Workspace, cluster: Cluster, ip=None) -> Workspace:
+    """Restart a workspace's service."""
+    blueprint = _blueprint_of(workspace)
+    secret_env = blueprint_spec(blueprint)[1] if blueprint else {}
+    environment = get_control_plane().restart(cluster, workspace.id, secret_env=secret_env)
+    discovery_invalidate(cluster.pk)
+    _audit("workspace.restart", actor=user, workspace_id=workspace.id, ip=ip)
+    return Workspace(environment, workspace.tags)
+
+
+def workspace_delete(*, user, workspace: Workspace, cluster: Cluster, ip=None) -> None:
+    """Delete a workspace and its files; its tag assignments go with it."""
+    get_control_plane().delete(cluster, workspace.id)
+    WorkspaceTagAssignment.objects.filter(cluster=cluster, environment_id=workspace.id).delete()
+    discovery_invalidate(cluster.pk)
+    _audit("workspace.delete", actor=user, workspace_id=workspace.id, ip=ip)
+
+
+def workspace_rename(
+    *, user, workspace: Workspace, cluster: Cluster, name: str, ip=None
+) -> Workspace:
+    """Change the display name (`RDE_DISPLAY_NAME`)."""
+    name = _clean_name(name)
+    if not name:
+        raise ApplicationError(
+            "Invalid input.", code="invalid", extra={"errors": {"name": ["A name is required."]}}
+        )
+    environment = get_control_plane().set_metadata(cluster, workspace.id, {NAME_TAG: name})
+    discovery_invalidate(cluster.pk)
+    _audit("workspace.rename", actor=user, workspace_id=workspace.id, ip=ip, name=name)
+    return Workspace(environment, workspace.tags)
+
+
+def workspace_logs(*, user, workspace: Workspace, cluster: Cluster, tail: int = 200) -> list[str]:
+    """The last `tail` lines of the workspace's service log (not stored by the portal)."""
+    tail = max(1, min(int(tail), LOG_TAIL_MAX))
+    lines = get_control_plane().logs(cluster, workspace.id, tail=tail)
+    _audit("workspace.logs", actor=user, workspace_id=workspace.id, tail=tail)
+    return lines
+
+
+def workspace_set_tags(
+    *, user, workspace: Workspace, cluster: Cluster, tag_names: list[str]
+) -> Workspace:
+    """Replace the member's tags on a workspace; unknown names are created as their tags."""
+    names = sorted({(n or "").strip().lower() for n in tag_names if (n or "").strip()})
+    tags = []
+    with transaction.atomic():
+        for tag_name in names:
+            tag = UserTag.objects.filter(user=user, name=tag_name).first()
+            if tag is None:
+                tag = UserTag(user=user, name=tag_name)
+                tag.full_clean()
+                tag.save()
+            tags.append(tag)
+        WorkspaceTagAssignment.objects.filter(
+            cluster=cluster, environment_id=workspace.id, tag__user=user
+        ).exclude(tag__in=tags).delete()
+        for tag in tags:
+            WorkspaceTagAssignment.objects.get_or_create(
+                cluster=cluster, environment_id=workspace.id, tag=tag
+            )
+        _audit("workspace.tags", actor=user, workspace_id=workspace.id, tags=names)
+    return Workspace(workspace.environment, names)
+
+
+def workspace_upgrade(*, actor, workspace: Workspace, cluster: Cluster, ip=None) -> Workspace:
+    """Admin: re-create a workspace from its blueprint's current definition, keeping home/."""
+    blueprint = _blueprint_of(workspace)
+    if blueprint is None:
+        raise ApplicationError(
+            "The workspace's blueprint no longer exists.", code="blueprint_missing", status=409
+        )
+    spec, secret_env = blueprint_spec(blueprint)
+    environment = get_control_plane().upgrade(
+        cluster, workspace.id, spec=spec, secret_env=secret_env
+    )
+    discovery_invalidate(cluster.pk)
+    _audit(
+        "workspace.upgrade", actor=actor, workspace_id=workspace.id, ip=ip, blueprint=blueprint.key
+    )
+    return Workspace(environment, workspace.tags)
