@@ -100,7 +100,7 @@ def api_token_issue(
     *, user: User, name: str, days: int | None = None, actor=None
 ) -> tuple[ApiToken, str]:
     """Create a personal API token; return it with the raw value, which is never shown again."""
-    days = days or settings.API_TOKEN_DEFAULT_DAYS
+    days = settings.API_TOKEN_DEFAULT_DAYS if days is None else days
     if not 1 <= days <= 3650:
         raise ApplicationError("Token lifetime must be 1 to 3650 days.", code="invalid_expiry")
     raw, prefix, digest = ApiToken.generate()
@@ -147,3 +147,44 @@ def user_tag_create(*, user: User, name: str, color: str = "") -> UserTag:
     tag.full_clean()
     tag.save()
     return tag
+
+
+def member_update(
+    *,
+    user: User,
+    actor,
+    role: str | None = None,
+    is_active: bool | None = None,
+    full_name: str | None = None,
+) -> User:
+    """Apply an admin's edit of a member in one transaction: all of it or none of it.
+
+    Role and activity go through `member_set_role` / `member_set_active` (so the
+    last-admin guard holds, 409 `last_admin`); a new display name is validated and
+    audited here. Unchanged values are not touched and not audited.
+    """
+    with transaction.atomic():
+        if full_name is not None and full_name != user.full_name:
+            user.full_name = full_name.strip()
+            user.full_clean(exclude=["password"], validate_unique=False)
+            User.objects.filter(pk=user.pk).update(full_name=user.full_name)
+            audit_record(
+                action="member.rename",
+                actor=actor,
+                target_type="user",
+                target_id=user.pk,
+                details={"email": user.email},
+            )
+        if role is not None and role != user.role:
+            member_set_role(user=user, role=role, actor=actor)
+        if is_active is not None and is_active != user.is_active:
+            member_set_active(user=user, active=is_active, actor=actor)
+    return user
+
+
+def user_tag_delete(*, tag: UserTag) -> None:
+    """Delete one of a member's tags; its workspace assignments go with it.
+
+    Callers pass a tag already scoped to its owner (`accounts.selectors.user_tags_for`).
+    """
+    tag.delete()

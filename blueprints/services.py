@@ -109,3 +109,80 @@ def ai_provider_save(
             },
         )
     return provider
+
+
+def ai_provider_delete(*, provider: AIProvider, actor) -> None:
+    """Remove an AI provider (and its stored key) from a blueprint (audited)."""
+    with transaction.atomic():
+        audit_record(
+            action="ai_provider.delete",
+            actor=actor,
+            target_type="blueprint",
+            target_id=provider.blueprint.key,
+            details={"provider": provider.provider},
+        )
+        provider.delete()
+
+
+def blueprint_write(
+    *,
+    blueprint: Blueprint,
+    fields: dict,
+    actor,
+    access_rules: list[dict[str, str]] | None = None,
+    ai_providers: list[dict] | None = None,
+) -> Blueprint:
+    """Create or update a blueprint with its access rules and AI providers, all or nothing.
+
+    `fields` are model attributes; `access_rules` (when given) replace the rules as a
+    whole; `ai_providers` (when given) are the complete list: listed providers are
+    created or updated (one without `api_key` keeps its stored key), the others are
+    removed. Every part is validated and audited by its own service inside one
+    transaction, so an invalid provider leaves nothing written. Raises Django
+    `ValidationError` for the blueprint's own fields and `ApplicationError` (400
+    `invalid`, per-item `errors`) for a bad rule or provider.
+    """
+    from django.core.exceptions import ValidationError
+
+    from portal.errors import ApplicationError
+
+    def item_errors(name: str, index: int, count: int, exc: ValidationError) -> ApplicationError:
+        per_item: list[dict] = [{} for _ in range(count)]
+        per_item[index] = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+        return ApplicationError(
+            "Invalid input.", code="invalid", status=400, extra={"errors": {name: per_item}}
+        )
+
+    for name in fields:
+        setattr(blueprint, name, fields[name])
+    with transaction.atomic():
+        blueprint_save(blueprint=blueprint, actor=actor, changed=sorted(fields))
+        if access_rules is not None:
+            for index, rule in enumerate(access_rules):
+                probe = BlueprintAccessRule(blueprint=blueprint, **rule)
+                try:
+                    probe.full_clean(exclude=["blueprint"], validate_unique=False)
+                except ValidationError as exc:
+                    raise item_errors("access_rules", index, len(access_rules), exc) from exc
+            access_rules_replace(blueprint=blueprint, rules=access_rules, actor=actor)
+        if ai_providers is not None:
+            existing = {p.provider: p for p in blueprint.ai_providers.all()}
+            listed = {item.get("provider") for item in ai_providers}
+            for provider in existing.values():
+                if provider.provider not in listed:
+                    ai_provider_delete(provider=provider, actor=actor)
+            for index, item in enumerate(ai_providers):
+                values = dict(item)
+                api_key = values.pop("api_key", None)
+                provider = existing.get(values["provider"]) or AIProvider(blueprint=blueprint)
+                for name, value in values.items():
+                    setattr(provider, name, value)
+                try:
+                    ai_provider_save(
+                        provider=provider, actor=actor, api_key=api_key, changed=sorted(values)
+                    )
+                except ValidationError as exc:
+                    raise item_errors("ai_providers", index, len(ai_providers), exc) from exc
+    return blueprint

@@ -87,6 +87,13 @@ def render_name(template: str, *, user, blueprint: Blueprint, name: str) -> str:
     return rendered[:MAX_NAME]
 
 
+def display_name(blueprint: Blueprint, *, user, name: str) -> str:
+    """The name the member typed, or the blueprint's template (which may embed it)."""
+    if name and "{name}" not in blueprint.naming_template:
+        return name
+    return render_name(blueprint.naming_template, user=user, blueprint=blueprint, name=name)
+
+
 def ai_environment(blueprint: Blueprint) -> tuple[dict[str, str], dict[str, str]]:
     """The AI variables of a blueprint: (plain env, secret env).
 
@@ -198,9 +205,7 @@ def workspace_launch(
             BLUEPRINT_ID_TAG: str(blueprint.pk),
             BLUEPRINT_TAG: blueprint.key,
             OWNER_TAG: user.email,
-            NAME_TAG: render_name(
-                blueprint.naming_template, user=user, blueprint=blueprint, name=name
-            ),
+            NAME_TAG: display_name(blueprint, user=user, name=name),
         }
         environment = get_control_plane().create(
             cluster, spec=spec, metadata=metadata, secret_env=secret_env

@@ -52,3 +52,10 @@ class ApiTokenFactory(factory.django.DjangoModelFactory):
         obj = super()._create(model_class, *args, **kwargs)
         obj.raw = raw
         return obj
+
+    @classmethod
+    def _build(cls, model_class, *args, **kwargs):
+        raw = kwargs.pop("raw")
+        obj = super()._build(model_class, *args, **kwargs)
+        obj.raw = raw
+        return obj
