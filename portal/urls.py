@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("blueprints.api.urls")),
     path("", include("workspaces.api.urls")),
     path("", include("relay.api.urls")),
+    path("", include("security_center.api.urls")),
     path("", include("portal.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -104,6 +104,8 @@ def audit_record(
     secret.
     """
     details = json.loads(json.dumps(details or {}, default=str))
+    # Hash the address as the column stores it (IPv6 is canonicalised on save).
+    ip = AuditEvent._meta.get_field("ip").get_prep_value(ip) or None
     actor_id = actor.pk if actor is not None and actor.is_authenticated else None
     actor_email = actor.email if actor_id else ""
     for _attempt in range(5):

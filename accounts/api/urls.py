@@ -1,5 +1,6 @@
 """Routes of /api/v1/me… and /api/v1/admin/{members,tags}."""
 
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from accounts.api import views
@@ -7,8 +8,10 @@ from accounts.api import views
 router = SimpleRouter(trailing_slash=False)
 router.register("me/tags", views.MyTagViewSet, basename="me-tag")
 router.register("me/tokens", views.MyTokenViewSet, basename="me-token")
-router.register("me", views.MeViewSet, basename="me")
 router.register("admin/members", views.MemberViewSet, basename="admin-member")
 router.register("admin/tags", views.AdminTagViewSet, basename="admin-tag")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("me", views.MeViewSet.as_view({"get": "retrieve"}), name="me"),
+    *router.urls,
+]

@@ -77,6 +77,7 @@ class WorkspaceViewSet(viewsets.ViewSet):
         )
         return Response(WorkspaceSerializer(workspace).data)
 
+    @extend_schema(responses={204: None})
     def destroy(self, request: Request, pk: str) -> Response:
         workspace, cluster = workspace_for(request.user, pk)
         services.workspace_delete(
@@ -159,6 +160,7 @@ class AdminWorkspaceViewSet(viewsets.ViewSet):
         workspace, _ = workspace_any(pk)
         return Response(WorkspaceSerializer(workspace).data)
 
+    @extend_schema(responses={204: None})
     def destroy(self, request: Request, pk: str) -> Response:
         workspace, cluster = workspace_any(pk)
         services.workspace_delete(

@@ -1,0 +1,266 @@
+"""Console pages for members, their tags and their personal API tokens.
+
+Members are invited (never given a password here), promoted, demoted, suspended and
+reactivated through the account services, so each change is audited and the last active
+admin can never lock the console out. Tokens are issued and revoked through services;
+the raw token is shown once to the admin who issued it, the hash never.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.auth.models import Group
+from django.http import HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
+
+from accounts.choices import Role
+from accounts.models import ApiToken, User, UserTag
+from accounts.services import (
+    api_token_issue,
+    api_token_revoke,
+    member_invite,
+    member_set_active,
+    member_set_role,
+    member_update,
+)
+from portal.admin import ReadOnlyAdmin, ServiceAdmin, adopt
+
+# Authorisation is the member's role, not Django groups or per-object permissions.
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+
+
+class MemberInviteForm(forms.ModelForm):
+    """An invitation: e-mail and role only; the member sets no password here."""
+
+    class Meta:
+        model = User
+        fields = ["email", "role"]
+
+
+class UserTagInline(admin.TabularInline):
+    """The member's own tags, shown for context; members manage them themselves."""
+
+    model = UserTag
+    fields = ["name", "color", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(User)
+class UserAdmin(ServiceAdmin):
+    """Members: invite, edit name/role/activity, promote, demote, suspend, reactivate."""
+
+    list_display = [
+        "email",
+        "full_name",
+        "role",
+        "status",
+        "is_active",
+        "invited_at",
+        "date_joined",
+        "last_login",
+    ]
+    list_filter = ["role", "status", "is_active"]
+    search_fields = ["email", "full_name"]
+    ordering = ["email"]
+    readonly_fields = ["email", "status", "invited_at", "invited_by", "date_joined", "last_login"]
+    fieldsets = [
+        (None, {"fields": ["email", "full_name"]}),
+        ("Access", {"fields": ["role", "is_active", "status"]}),
+        ("History", {"fields": ["invited_at", "invited_by", "date_joined", "last_login"]}),
+    ]
+    add_fieldsets = [
+        (
+            None,
+            {
+                "fields": ["email", "role"],
+                "description": "The member is invited (pending) and signs in with their "
+                "organisation account; no password is set here.",
+            },
+        )
+    ]
+    inlines = [UserTagInline]
+    actions = ["promote", "demote", "suspend", "reactivate"]
+
+    def get_fieldsets(self, request, obj=None):
+        return self.add_fieldsets if obj is None else self.fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def get_inlines(self, request, obj):
+        return [] if obj is None else self.inlines
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = MemberInviteForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Members are suspended, not deleted: their audit trail and requests stay whole.
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        if not change:
+            invited = member_invite(
+                email=form.cleaned_data["email"], role=form.cleaned_data["role"], actor=request.user
+            )
+            adopt(obj, invited)
+            return
+        stored = User.objects.get(pk=obj.pk)
+        member_update(
+            user=stored,
+            actor=request.user,
+            full_name=form.cleaned_data.get("full_name"),
+            role=form.cleaned_data.get("role"),
+            is_active=form.cleaned_data.get("is_active"),
+        )
+        adopt(obj, stored)
+
+    @admin.action(description="Promote to admin", permissions=["change"])
+    def promote(self, request, queryset) -> None:
+        self.run_service(
+            request,
+            queryset,
+            lambda user: member_set_role(user=user, role=Role.ADMIN, actor=request.user),
+            done="Promoted {count} member(s) to admin.",
+        )
+
+    @admin.action(description="Demote to user", permissions=["change"])
+    def demote(self, request, queryset) -> None:
+        self.run_service(
+            request,
+            queryset,
+            lambda user: member_set_role(user=user, role=Role.USER, actor=request.user),
+            done="Demoted {count} member(s) to user.",
+        )
+
+    @admin.action(description="Suspend", permissions=["change"])
+    def suspend(self, request, queryset) -> None:
+        self.run_service(
+            request,
+            queryset,
+            lambda user: member_set_active(user=user, active=False, actor=request.user),
+            done="Suspended {count} member(s).",
+        )
+
+    @admin.action(description="Reactivate", permissions=["change"])
+    def reactivate(self, request, queryset) -> None:
+        self.run_service(
+            request,
+            queryset,
+            lambda user: member_set_active(user=user, active=True, actor=request.user),
+            done="Reactivated {count} member(s).",
+        )
+
+
+@admin.register(UserTag)
+class UserTagAdmin(ReadOnlyAdmin):
+    """Members' tags, view only: each member manages their own."""
+
+    list_display = ["name", "user", "color", "created_at"]
+    list_filter = ["created_at"]
+    search_fields = ["name", "user__email"]
+    ordering = ["user__email", "name"]
+    list_select_related = ["user"]
+    fields = ["user", "name", "color", "created_at"]
+
+
+class ApiTokenIssueForm(forms.ModelForm):
+    """Issue a token for a member: who, what for, and for how many days."""
+
+    days = forms.IntegerField(
+        min_value=1,
+        max_value=3650,
+        initial=settings.API_TOKEN_DEFAULT_DAYS,
+        help_text="Lifetime in days (1 to 3650).",
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["user", "name"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ServiceAdmin):
+    """Personal API tokens: issue (shown once) and revoke; the hash is never displayed."""
+
+    list_display = [
+        "name",
+        "user",
+        "prefix",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), "expires_at", "created_at"]
+    search_fields = ["name", "prefix", "user__email"]
+    ordering = ["-created_at"]
+    list_select_related = ["user"]
+    autocomplete_fields = ["user"]
+    fields = ["user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    add_fields = ["user", "name", "days"]
+    actions = ["revoke"]
+
+    def get_fields(self, request, obj=None):
+        return self.add_fields if obj is None else self.fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiTokenIssueForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.is_admin
+
+    def save_model(self, request, obj, form, change) -> None:
+        token, raw = api_token_issue(
+            user=form.cleaned_data["user"],
+            name=form.cleaned_data["name"],
+            days=form.cleaned_data["days"],
+            actor=request.user,
+        )
+        adopt(obj, token)
+        obj.issued_raw = raw
+
+    def response_add(self, request, obj, post_url_continue=None) -> HttpResponse:
+        self.message_user(
+            request,
+            format_html(
+                "Token “{}” issued for {}. Copy it now, it will not be shown again: "
+                "<code>{}</code>",
+                obj.name,
+                obj.user,
+                obj.issued_raw,
+            ),
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:accounts_apitoken_changelist"))
+
+    @admin.action(description="Revoke", permissions=["revoke"])
+    def revoke(self, request, queryset) -> None:
+        self.run_service(
+            request,
+            queryset.filter(revoked_at__isnull=True).select_related("user"),
+            lambda token: api_token_revoke(token=token, actor=request.user),
+            done="Revoked {count} token(s).",
+        )

@@ -1,0 +1,92 @@
+"""Shapes of members, tags and API tokens. Token values appear only in the issue response."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from accounts.choices import Role
+from accounts.models import ApiToken, User, UserTag
+from portal.validators import hex_colour
+
+
+class MeSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    full_name = serializers.CharField()
+    role = serializers.CharField()
+    status = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    running_workspaces = serializers.IntegerField(
+        allow_null=True, help_text="Null while the cluster cannot be asked."
+    )
+    workspace_limit = serializers.IntegerField()
+
+
+class UserTagSerializer(serializers.ModelSerializer):
+    # Normalised (lowercased) and validated by the model when the service saves it.
+    name = serializers.CharField(max_length=40)
+    color = serializers.CharField(
+        max_length=7, required=False, allow_blank=True, validators=[hex_colour]
+    )
+
+    class Meta:
+        model = UserTag
+        fields = ["id", "name", "color", "created_at"]
+        read_only_fields = ["id", "created_at"]
+        # Uniqueness per member is the model's rule, checked when the service validates.
+        validators: list = []
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+        read_only_fields = fields
+
+
+class ApiTokenIssueSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=80)
+    days = serializers.IntegerField(min_value=1, max_value=3650, required=False)
+
+
+class ApiTokenIssuedSerializer(ApiTokenSerializer):
+    token = serializers.CharField(read_only=True, help_text="Shown once; store it now.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "token"]
+        read_only_fields = fields
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = [
+            "id",
+            "email",
+            "full_name",
+            "role",
+            "status",
+            "is_active",
+            "invited_at",
+            "date_joined",
+        ]
+        read_only_fields = fields
+
+
+class MemberInviteSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.USER)
+
+
+class MemberUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices, required=False)
+    is_active = serializers.BooleanField(required=False)
+    full_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+
+
+class AdminTagSerializer(serializers.ModelSerializer):
+    user = serializers.EmailField(source="user.email", read_only=True)
+
+    class Meta:
+        model = UserTag
+        fields = ["id", "name", "color", "user", "created_at"]
+        read_only_fields = fields

@@ -1,0 +1,168 @@
+"""Members' own profile, tags and tokens; the admins' member and tag directory."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.response import Response
+
+from accounts import selectors, services
+from accounts.api.serializers import (
+    AdminTagSerializer,
+    ApiTokenIssuedSerializer,
+    ApiTokenIssueSerializer,
+    ApiTokenSerializer,
+    MemberInviteSerializer,
+    MemberSerializer,
+    MemberUpdateSerializer,
+    MeSerializer,
+    UserTagSerializer,
+)
+from accounts.models import ApiToken, UserTag
+from portal.api.permissions import IsAdmin
+from portal.models import OrganizationSettings
+
+
+def _running_workspace_count(user) -> int | None:
+    """The member's running workspaces, or None when the data plane cannot tell."""
+    try:
+        from workspaces.controlplane.base import ClusterUnavailable
+        from workspaces.selectors import running_workspace_count
+    except ImportError:
+        return None
+    try:
+        return running_workspace_count(user)
+    except ClusterUnavailable:
+        return None
+
+
+class MeViewSet(viewsets.ViewSet):
+    """The signed-in member: who they are, their tags, how many workspaces run."""
+
+    @extend_schema(responses=MeSerializer)
+    def retrieve(self, request):
+        user = request.user
+        data = {
+            "email": user.email,
+            "full_name": user.full_name,
+            "role": user.role,
+            "status": user.status,
+            "tags": list(selectors.user_tags_for(user).values_list("name", flat=True)),
+            "running_workspaces": _running_workspace_count(user),
+            "workspace_limit": OrganizationSettings.load().max_running_workspaces_per_user,
+        }
+        return Response(MeSerializer(data).data)
+
+
+class MyTagViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The member's own tags; anybody else's tag is not found."""
+
+    serializer_class = UserTagSerializer
+    queryset = UserTag.objects.none()
+
+    def get_queryset(self):
+        return selectors.user_tags_for(self.request.user)
+
+    def perform_create(self, serializer):
+        serializer.instance = services.user_tag_create(
+            user=self.request.user,
+            name=serializer.validated_data["name"],
+            color=serializer.validated_data.get("color", ""),
+        )
+
+    def perform_destroy(self, instance):
+        services.user_tag_delete(tag=instance)
+
+
+class MyTokenViewSet(
+    mixins.ListModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The member's personal API tokens: issue (value shown once), list, revoke."""
+
+    serializer_class = ApiTokenSerializer
+    queryset = ApiToken.objects.none()
+
+    def get_queryset(self):
+        return selectors.api_tokens_for(self.request.user)
+
+    @extend_schema(request=ApiTokenIssueSerializer, responses={201: ApiTokenIssuedSerializer})
+    def create(self, request):
+        params = ApiTokenIssueSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        token, raw = services.api_token_issue(
+            user=request.user,
+            name=params.validated_data["name"],
+            days=params.validated_data.get("days"),
+            actor=request.user,
+        )
+        token.token = raw
+        return Response(ApiTokenIssuedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        services.api_token_revoke(token=instance, actor=self.request.user)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("role", str, enum=["admin", "user"]),
+            OpenApiParameter("status", str, enum=["active", "pending"]),
+            OpenApiParameter("q", str, description="Text in the e-mail or name."),
+        ]
+    )
+)
+class MemberViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Admins: the member directory; invite, change role, suspend. Never delete."""
+
+    permission_classes = [IsAdmin]
+    serializer_class = MemberSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return selectors.member_search(
+            role=params.get("role"), status=params.get("status"), q=params.get("q")
+        )
+
+    @extend_schema(request=MemberInviteSerializer, responses={201: MemberSerializer})
+    def create(self, request):
+        params = MemberInviteSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        member = services.member_invite(**params.validated_data, actor=request.user)
+        return Response(MemberSerializer(member).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=MemberUpdateSerializer, responses=MemberSerializer)
+    def partial_update(self, request, pk=None):
+        member = self.get_object()
+        params = MemberUpdateSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        member = services.member_update(user=member, actor=request.user, **params.validated_data)
+        return Response(MemberSerializer(member).data)
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[OpenApiParameter("user", str, description="Owner's e-mail.")])
+)
+class AdminTagViewSet(viewsets.ReadOnlyModelViewSet):
+    """Admins: every member's tags (read-only)."""
+
+    permission_classes = [IsAdmin]
+    serializer_class = AdminTagSerializer
+
+    def get_queryset(self):
+        tags = UserTag.objects.select_related("user").order_by("user__email", "name")
+        email = self.request.query_params.get("user")
+        if email:
+            tags = tags.filter(user__email=email.strip().lower())
+        return tags

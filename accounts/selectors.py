@@ -1,0 +1,31 @@
+"""Reads of members, tags and API tokens scoped by owner: the only place they are filtered."""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from accounts.models import ApiToken, User, UserTag
+
+
+def user_tags_for(user: User) -> QuerySet[UserTag]:
+    """`user`'s own tags; nobody else's tag is ever in it."""
+    return UserTag.objects.filter(user=user).order_by("name")
+
+
+def api_tokens_for(user: User) -> QuerySet[ApiToken]:
+    """`user`'s own API tokens (revoked and expired included), newest first."""
+    return ApiToken.objects.filter(user=user).order_by("-created_at")
+
+
+def member_search(
+    *, role: str | None = None, status: str | None = None, q: str | None = None
+) -> QuerySet[User]:
+    """Every member, optionally filtered by role, status and a text in e-mail or name."""
+    members = User.objects.all().order_by("email")
+    if role:
+        members = members.filter(role=role)
+    if status:
+        members = members.filter(status=status)
+    if q:
+        members = members.filter(Q(email__icontains=q) | Q(full_name__icontains=q))
+    return members

@@ -1,0 +1,150 @@
+"""Management commands: issue_api_token, ensure_admin, createsuperuser, seed_demo."""
+
+import io
+import re
+import stat
+
+import pytest
+from django.core.management import CommandError, call_command
+from rest_framework.test import APIRequestFactory
+
+from accounts.choices import MemberStatus, Role
+from accounts.models import ApiToken, User, hash_token
+from accounts.tests.factories import UserFactory
+from blueprints.choices import BlueprintState
+from blueprints.models import Blueprint
+from portal.api.authentication import ApiTokenAuthentication
+from relay.models import Cluster, hash_secret
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args, **options) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, **options)
+    return out.getvalue()
+
+
+def authenticate(raw: str):
+    request = APIRequestFactory().get("/api/v1/", HTTP_AUTHORIZATION=f"Token {raw}")
+    return ApiTokenAuthentication().authenticate(request)
+
+
+# --- issue_api_token -----------------------------------------------------------------------
+
+
+def test_issue_api_token_prints_a_token_that_authenticates(member):
+    raw = run("issue_api_token", "  BUILDER@Example.com ", "--name", "ci", "--days", "7").strip()
+    assert raw.startswith("enc_")
+    user, token = authenticate(raw)
+    assert user == member
+    assert token.name == "ci"
+    assert token.token_hash == hash_token(raw)
+    assert not ApiToken.objects.filter(token_hash=raw).exists()
+
+
+@pytest.mark.parametrize("email", ["nobody@example.com", "inactive@example.com"])
+def test_issue_api_token_refuses_an_unknown_or_inactive_member(email):
+    UserFactory(email="inactive@example.com", is_active=False)
+    with pytest.raises(CommandError, match="No active member"):
+        run("issue_api_token", email)
+    assert not ApiToken.objects.exists()
+
+
+@pytest.mark.parametrize("days", ["-1", "0", "3651"])
+def test_issue_api_token_refuses_a_bad_lifetime(member, days):
+    with pytest.raises(CommandError, match="1 to 3650 days"):
+        run("issue_api_token", member.email, "--days", days)
+    assert not ApiToken.objects.exists()
+
+
+# --- ensure_admin --------------------------------------------------------------------------
+
+
+def test_ensure_admin_creates_an_admin_once_and_prints_the_password_once():
+    first = run("ensure_admin", "--email", "Root@Example.com")
+    match = re.search(r"with password: (\S+)", first)
+    assert match, first
+    admin = User.objects.get()
+    assert admin.email == "root@example.com"
+    assert (admin.role, admin.status, admin.is_active) == (Role.ADMIN, MemberStatus.ACTIVE, True)
+    assert admin.check_password(match.group(1))
+
+    second = run("ensure_admin", "--email", "other@example.com")
+    assert "password:" not in second
+    assert match.group(1) not in second
+    assert "root@example.com" in second
+    assert User.objects.count() == 1
+
+
+def test_ensure_admin_does_nothing_when_an_admin_exists(admin_member):
+    out = run("ensure_admin")
+    assert admin_member.email in out
+    assert "password:" not in out
+    assert User.objects.count() == 1
+
+
+# --- createsuperuser -----------------------------------------------------------------------
+
+
+def test_createsuperuser_noinput_creates_an_admin_role_member(monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_EMAIL", "Boss@Example.com")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a long enough passphrase")
+    run("createsuperuser", "--noinput")
+    user = User.objects.get()
+    assert user.email == "boss@example.com"
+    assert user.role == Role.ADMIN
+    assert user.is_admin and user.is_staff and user.is_superuser
+    assert user.check_password("a long enough passphrase")
+
+
+# --- seed_demo -----------------------------------------------------------------------------
+
+
+def test_seed_demo_creates_the_local_cluster_and_the_demo_blueprint():
+    out = run("seed_demo")
+    cluster = Cluster.objects.get()
+    blueprint = Blueprint.objects.get()
+    assert cluster.name == "local"
+    token = re.search(r"Agent token \(shown once\): (\S+)", out).group(1)
+    assert hash_secret(token) == cluster.token_hash
+    assert (blueprint.key, blueprint.state, blueprint.cluster) == (
+        "demo",
+        BlueprintState.ENABLED,
+        cluster,
+    )
+    assert blueprint.ports == [{"port": 3000, "name": "app"}]
+    blueprint.full_clean()
+
+
+def test_seed_demo_is_idempotent():
+    run("seed_demo")
+    token_hash = Cluster.objects.get().token_hash
+    out = run("seed_demo")
+    assert "Agent token" not in out
+    assert "Updated blueprint 'demo'" in out
+    assert Cluster.objects.count() == 1
+    assert Blueprint.objects.count() == 1
+    assert Cluster.objects.get().token_hash == token_hash
+
+
+def test_seed_demo_writes_a_private_token_file(tmp_path):
+    token_file = tmp_path / "run" / "agent.token"
+    run("seed_demo", "--token-file", str(token_file))
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert hash_secret(token_file.read_text()) == Cluster.objects.get(name="local").token_hash
+
+    # The file exists: a second run leaves the token alone.
+    run("seed_demo", "--token-file", str(token_file))
+    assert hash_secret(token_file.read_text()) == Cluster.objects.get(name="local").token_hash
+
+
+def test_seed_demo_rotates_the_token_to_fill_a_missing_token_file(tmp_path):
+    run("seed_demo")
+    old_hash = Cluster.objects.get().token_hash
+    token_file = tmp_path / "agent.token"
+    run("seed_demo", "--token-file", str(token_file))
+    new_hash = Cluster.objects.get().token_hash
+    assert new_hash != old_hash
+    assert hash_secret(token_file.read_text()) == new_hash
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600

@@ -1,0 +1,148 @@
+"""The settings module, started in a subprocess under a controlled environment."""
+
+import base64
+import json
+import os
+import secrets
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+SETUP = "import django; django.setup()"
+DUMP = (
+    SETUP + "; import json; from django.conf import settings as s; print(json.dumps({"
+    "'engine': s.DATABASES['default']['ENGINE'],"
+    "'db_name': s.DATABASES['default']['NAME'],"
+    "'db_host': s.DATABASES['default'].get('HOST'),"
+    "'channels': s.CHANNEL_LAYERS['default']['BACKEND'],"
+    "'channel_hosts': s.CHANNEL_LAYERS['default'].get('CONFIG', {}).get('hosts'),"
+    "'cache': s.CACHES['default']['BACKEND'],"
+    "'cache_location': s.CACHES['default'].get('LOCATION'),"
+    "'keys': s.PORTAL_ENCRYPTION_KEYS,"
+    "'secret_key': s.SECRET_KEY}))"
+)
+
+
+def run(code_or_args, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """Run python with exactly `env` (plus PATH and a private var dir)."""
+    full_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PORTAL_VAR_DIR": str(tmp_path / "var"),
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        **env,
+    }
+    args = ["-c", code_or_args] if isinstance(code_or_args, str) else code_or_args
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=BASE_DIR,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def dump(env: dict[str, str], tmp_path: Path) -> dict:
+    result = run(DUMP, env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def a_key(key_id: str = "k1") -> str:
+    return f"{key_id}:{base64.b64encode(secrets.token_bytes(32)).decode()}"
+
+
+PRODUCTION = {
+    "DEBUG": "false",
+    "DJANGO_SECRET_KEY": "x" * 10 + secrets.token_urlsafe(48),
+    "PORTAL_URL": "https://portal.example.com",
+    "ALLOWED_HOSTS": "portal.example.com",
+}
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({}, "DJANGO_SECRET_KEY"),
+        ({"DEBUG": "false"}, "DJANGO_SECRET_KEY"),
+        ({"PORTAL_ENCRYPTION_KEYS": a_key()}, "DJANGO_SECRET_KEY"),
+        ({"DJANGO_SECRET_KEY": "s" * 60}, "PORTAL_ENCRYPTION_KEYS"),
+    ],
+)
+def test_production_without_a_required_secret_stops_naming_it(tmp_path, env, missing):
+    result = run(SETUP, env, tmp_path)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("enclave:")]
+    assert len(lines) == 1, result.stderr
+    assert missing in lines[0]
+    assert not (tmp_path / "var" / "encryption.key").exists()
+    assert not (tmp_path / "var" / "secret_key").exists()
+
+
+def test_debug_without_configuration_generates_keys_once_with_mode_0600(tmp_path):
+    first = dump({"DEBUG": "true"}, tmp_path)
+    key_file = tmp_path / "var" / "encryption.key"
+    secret_file = tmp_path / "var" / "secret_key"
+    for path in (key_file, secret_file):
+        assert path.exists()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert first["keys"] == [key_file.read_text().strip()]
+    assert first["keys"][0].startswith("k1:")
+    assert first["secret_key"] == secret_file.read_text().strip()
+    # The embedded defaults: SQLite under var/, in-process channel layer and cache.
+    assert first["engine"] == "django.db.backends.sqlite3"
+    assert first["db_name"] == str(tmp_path / "var" / "portal.sqlite3")
+    assert first["channels"] == "channels.layers.InMemoryChannelLayer"
+    assert first["cache"] == "django.core.cache.backends.locmem.LocMemCache"
+
+    second = dump({"DEBUG": "true"}, tmp_path)
+    assert second["keys"] == first["keys"]
+    assert second["secret_key"] == first["secret_key"]
+
+
+def test_configured_keys_are_used_verbatim(tmp_path):
+    keys = f"{a_key('k1')},{a_key('k2')}"
+    settings = dump({**PRODUCTION, "PORTAL_ENCRYPTION_KEYS": keys}, tmp_path)
+    assert settings["keys"] == keys.split(",")
+    assert settings["secret_key"] == PRODUCTION["DJANGO_SECRET_KEY"]
+    assert not (tmp_path / "var" / "encryption.key").exists()
+
+
+def test_database_url_selects_postgresql(tmp_path):
+    settings = dump(
+        {
+            "DEBUG": "true",
+            "DATABASE_URL": "postgres://enclave:pw@db.example.com:5432/enclave",
+        },
+        tmp_path,
+    )
+    assert settings["engine"] == "django.db.backends.postgresql"
+    assert settings["db_name"] == "enclave"
+    assert settings["db_host"] == "db.example.com"
+
+
+def test_redis_url_selects_channels_redis_and_the_redis_cache(tmp_path):
+    url = "redis://redis.example.com:6379/0"
+    settings = dump({"DEBUG": "true", "REDIS_URL": url}, tmp_path)
+    assert settings["channels"] == "channels_redis.core.RedisChannelLayer"
+    # A host is the URL itself or a connection dict naming it as its address.
+    hosts = settings["channel_hosts"]
+    assert len(hosts) == 1
+    assert url in (hosts[0], hosts[0].get("address") if isinstance(hosts[0], dict) else None)
+    assert settings["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert settings["cache_location"] == url
+
+
+def test_check_deploy_passes_with_a_production_environment(tmp_path):
+    result = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        {**PRODUCTION, "PORTAL_ENCRYPTION_KEYS": a_key()},
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout

@@ -1,0 +1,136 @@
+"""Admins: firewall rules, trust rules, and the read-only security records."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+from portal.api.permissions import IsAdmin
+from publishing import services as publishing_services
+from publishing.models import TrustRule
+from security_center import services
+from security_center.api.serializers import (
+    AuditEventSerializer,
+    ConnectionSessionSerializer,
+    FirewallEventSerializer,
+    FirewallRuleSerializer,
+    TrustRuleSerializer,
+)
+from security_center.models import AuditEvent, ConnectionSession, FirewallEvent, FirewallRule
+
+
+class NewestFirstPagination(CursorPagination):
+    """100 records a page, newest first; stable while new records arrive."""
+
+    page_size = 100
+    ordering = "-pk"
+
+
+class FirewallRuleViewSet(viewsets.ModelViewSet):
+    """Allow/deny rules on client IPs; every change is validated and audited."""
+
+    permission_classes = [IsAdmin]
+    serializer_class = FirewallRuleSerializer
+    queryset = FirewallRule.objects.select_related("created_by").order_by("priority")
+
+    def perform_create(self, serializer):
+        rule = FirewallRule(**serializer.validated_data)
+        serializer.instance = services.firewall_rule_save(rule=rule, actor=self.request.user)
+
+    def perform_update(self, serializer):
+        rule = serializer.instance
+        for name, value in serializer.validated_data.items():
+            setattr(rule, name, value)
+        services.firewall_rule_save(
+            rule=rule, actor=self.request.user, changed=sorted(serializer.validated_data)
+        )
+
+    def perform_destroy(self, instance):
+        services.firewall_rule_delete(rule=instance, actor=self.request.user)
+
+    def _set_enabled(self, request, enabled: bool) -> Response:
+        rule = services.firewall_rule_set_enabled(
+            rule=self.get_object(), enabled=enabled, actor=request.user
+        )
+        return Response(self.get_serializer(rule).data)
+
+    @extend_schema(request=None, responses=FirewallRuleSerializer)
+    @action(detail=True, methods=["post"])
+    def enable(self, request, pk=None):
+        return self._set_enabled(request, True)
+
+    @extend_schema(request=None, responses=FirewallRuleSerializer)
+    @action(detail=True, methods=["post"])
+    def disable(self, request, pk=None):
+        return self._set_enabled(request, False)
+
+
+class TrustRuleViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Members trusted to publish from a blueprint without review; active and revoked."""
+
+    permission_classes = [IsAdmin]
+    serializer_class = TrustRuleSerializer
+    queryset = TrustRule.objects.select_related(
+        "user", "blueprint", "granted_by", "revoked_by"
+    ).order_by("-granted_at", "-pk")
+
+    def perform_create(self, serializer):
+        serializer.instance = publishing_services.trust_grant(
+            user=serializer.validated_data["user"],
+            blueprint=serializer.validated_data["blueprint"],
+            actor=self.request.user,
+        )
+
+    @extend_schema(request=None, responses=TrustRuleSerializer)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        rule = publishing_services.trust_revoke(rule=self.get_object(), actor=request.user)
+        return Response(self.get_serializer(rule).data)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[OpenApiParameter("active", bool, description="Only sessions still open.")]
+    )
+)
+class ConnectionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Terminal and preview sessions, newest first."""
+
+    permission_classes = [IsAdmin]
+    serializer_class = ConnectionSessionSerializer
+    pagination_class = NewestFirstPagination
+
+    def get_queryset(self):
+        sessions = ConnectionSession.objects.select_related("cluster")
+        active = self.request.query_params.get("active", "").lower()
+        if active in {"true", "1", "yes"}:
+            sessions = sessions.filter(ended_at__isnull=True)
+        elif active in {"false", "0", "no"}:
+            sessions = sessions.filter(ended_at__isnull=False)
+        return sessions
+
+
+class FirewallEventViewSet(viewsets.ReadOnlyModelViewSet):
+    """Connection attempts the firewall blocked, newest first."""
+
+    permission_classes = [IsAdmin]
+    serializer_class = FirewallEventSerializer
+    pagination_class = NewestFirstPagination
+    queryset = FirewallEvent.objects.all()
+
+
+class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
+    """The append-only audit log, newest first."""
+
+    permission_classes = [IsAdmin]
+    serializer_class = AuditEventSerializer
+    pagination_class = NewestFirstPagination
+    queryset = AuditEvent.objects.all()

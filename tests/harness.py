@@ -1,0 +1,214 @@
+"""Real processes for integration tests and benchmarks: a portal under daphne, an agent.
+
+Each `Portal` gets its own SQLite file (or shares one with another portal), its own
+port and — when `REDIS_URL` is set — the real Redis channel layer. Everything is on
+loopback and is stopped by the fixtures, whatever the test's outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def base_env(var_dir: Path, **extra: str) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", str(var_dir)),
+        "LANG": "C.UTF-8",
+        "DEBUG": "true",
+        "PORTAL_VAR_DIR": str(var_dir),
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "LOG_LEVEL": "INFO",
+    }
+    if os.environ.get("REDIS_URL"):
+        env["REDIS_URL"] = os.environ["REDIS_URL"]
+    env.update(extra)
+    return env
+
+
+def manage(var_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env or base_env(var_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
+    return result.stdout
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except (requests.RequestException, OSError, ValueError, KeyError):
+            pass
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Portal:
+    """A portal process under daphne (or uvicorn) on a free loopback port."""
+
+    var_dir: Path
+    port: int = field(default_factory=free_port)
+    server: str = "daphne"
+    proc: subprocess.Popen | None = None
+    env_extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return base_env(self.var_dir, PORTAL_URL=self.url, **self.env_extra)
+
+    def prepare(self) -> None:
+        """Migrate, create the admin and the demo data (idempotent)."""
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        manage(self.var_dir, "migrate", "--noinput", env=self.env)
+        manage(self.var_dir, "ensure_admin", env=self.env)
+        manage(
+            self.var_dir, "seed_demo", "--token-file", str(self.var_dir / "agent.token"),
+            env=self.env,
+        )  # fmt: skip
+
+    def start(self) -> Portal:
+        if self.server == "uvicorn":
+            argv = [
+                sys.executable, "-m", "uvicorn", "portal.asgi:application",
+                "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
+            ]  # fmt: skip
+        else:
+            argv = [
+                sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                "portal.asgi:application",
+            ]  # fmt: skip
+        log = open(self.var_dir / f"portal-{self.port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, what="portal health")
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def token_for(self, email: str) -> str:
+        return manage(self.var_dir, "issue_api_token", email, env=self.env).strip()
+
+    @property
+    def agent_token(self) -> str:
+        return (self.var_dir / "agent.token").read_text().strip()
+
+    def log(self) -> str:
+        path = self.var_dir / f"portal-{self.port}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+@dataclass
+class Agent:
+    """An agent process with the local runtime."""
+
+    portal_url: str
+    token: str
+    data_dir: Path
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> Agent:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", str(self.data_dir)),
+            "LANG": "C.UTF-8",
+            "ENCLAVE_AGENT_TOKEN": self.token,
+        }
+        log = open(self.data_dir / "agent.log", "ab")  # noqa: SIM115
+        argv = [
+            sys.executable, "-m", "agent", "--portal-url", self.portal_url,
+            "--runtime", "local", "--data-dir", str(self.data_dir),
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def environment(self, environment_id: str) -> dict:
+        path = self.data_dir / "environments" / environment_id / "environment.json"
+        return json.loads(path.read_text())
+
+    def log(self) -> str:
+        path = self.data_dir / "agent.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+class Api:
+    """A tiny API client with a personal token."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base = f"{base_url}/api/v1"
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Token {token}"
+
+    def __call__(self, method: str, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        return self.session.request(method, f"{self.base}{path}", **kwargs)
+
+    def workspace(self, workspace_id: str) -> dict:
+        response = self("GET", f"/workspaces/{workspace_id}")
+        response.raise_for_status()
+        return response.json()
+
+    def wait_status(self, workspace_id: str, status: str, timeout: float = 20) -> dict:
+        return wait_until(
+            lambda: (w := self.workspace(workspace_id))["status"] == status and w,
+            timeout=timeout,
+            what=f"workspace {workspace_id} {status}",
+        )
