@@ -120,8 +120,8 @@ class TunnelConsumer(AsyncWebsocketConsumer):
         self.mux = Multiplexer(self._send_frame, role="portal")
         old_local = LOCAL_TUNNELS.get(cluster.pk)
         LOCAL_TUNNELS[cluster.pk] = LocalTunnel(cluster.pk, self.channel_name, self.mux, self)
-        await self.accept()
         previous = await _claim(cluster.pk, self.channel_name)
+        await self.accept()
         if old_local is not None and old_local.consumer is not self:
             await old_local.consumer.replaced()
         elif previous and previous != self.channel_name:
