@@ -21,6 +21,7 @@ def agent(portal, tmp_path):
     process = Agent(portal.url, portal.agent_token, tmp_path / "agent").start()
     yield process
     process.stop()
+    process.kill_workspaces()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ loopback and is stopped by the fixtures, whatever the test's outcome.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -179,6 +180,14 @@ class Agent:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def kill_workspaces(self) -> None:
+        """Test teardown: end every workspace process this agent started (process groups)."""
+        for path in (self.data_dir / "environments").glob("*/environment.json"):
+            pid = json.loads(path.read_text()).get("pid")
+            if pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
 
     def environment(self, environment_id: str) -> dict:
         path = self.data_dir / "environments" / environment_id / "environment.json"

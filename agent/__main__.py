@@ -1,0 +1,106 @@
+"""Command line of the agent: ``python -m agent --portal-url URL --token TOKEN``.
+
+Every flag can also come from the environment (``ENCLAVE_*``); this module is
+the only place the agent reads environment variables. SIGTERM/SIGINT close the
+tunnel and exit; workspaces keep running and are adopted on the next start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from agent import __version__
+from agent.runtimes.local import LocalRuntime
+from agent.tunnel import Tunnel, tunnel_url
+
+RUNTIMES = ("local",)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+logger = logging.getLogger("agent")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = os.environ
+    parser = argparse.ArgumentParser(
+        prog="python -m agent",
+        description="Enclave agent: dials the portal over an outbound WebSocket tunnel and "
+        "runs workspace operations on this host or cluster.",
+    )
+    parser.add_argument(
+        "--portal-url",
+        default=env.get("ENCLAVE_PORTAL_URL"),
+        help="base URL of the portal, e.g. https://enclave.example.com; the agent dials "
+        "wss://…/agent/v1/tunnel (env ENCLAVE_PORTAL_URL)",
+    )
+    parser.add_argument(
+        "--token",
+        default=env.get("ENCLAVE_AGENT_TOKEN"),
+        help="agent token shown once when the cluster was registered in the portal; prefer "
+        "the environment variable so it does not show in the process list "
+        "(env ENCLAVE_AGENT_TOKEN)",
+    )
+    parser.add_argument(
+        "--runtime",
+        default=env.get("ENCLAVE_RUNTIME", "local"),
+        choices=RUNTIMES,
+        help="where workspaces run: 'local' = processes on this host (env ENCLAVE_RUNTIME, "
+        "default local)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=env.get("ENCLAVE_DATA_DIR", "var/agent"),
+        help="directory holding environments (local runtime) (env ENCLAVE_DATA_DIR, "
+        "default var/agent)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=env.get("ENCLAVE_LOG_LEVEL", "INFO").upper(),
+        choices=LOG_LEVELS,
+        help="log verbosity (env ENCLAVE_LOG_LEVEL, default INFO)",
+    )
+    parser.add_argument("--version", action="version", version=f"enclave-agent {__version__}")
+    return parser
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Load the runtime, keep the tunnel up until a signal arrives."""
+    runtime = LocalRuntime(args.data_dir)
+    await runtime.load()
+    tunnel = Tunnel(portal_url=args.portal_url, token=args.token, runtime=runtime)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, tunnel.stop)
+    try:
+        await tunnel.run()
+    finally:
+        await runtime.shutdown()
+        logger.info("agent stopped; workspaces keep running")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.portal_url:
+        parser.error("--portal-url (or ENCLAVE_PORTAL_URL) is required")
+    if not args.token or any(c.isspace() for c in args.token):
+        parser.error("--token (or ENCLAVE_AGENT_TOKEN) is required and has no spaces")
+    try:
+        tunnel_url(args.portal_url)
+    except ValueError as exc:
+        parser.error(str(exc))
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logger.info("enclave agent %s starting (runtime %s)", __version__, args.runtime)
+    asyncio.run(serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

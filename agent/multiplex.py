@@ -1,0 +1,261 @@
+"""Stream multiplexer over one tunnel: routes frames to per-stream objects.
+
+Guarantees (for either side of the tunnel; ``role`` selects who opens streams):
+
+* Memory per stream is bounded by the credit window: inbound DATA beyond the
+  credit we granted closes that stream with CLOSE_FLOW_CONTROL; outbound
+  :meth:`Stream.write` waits for credit instead of buffering.
+* Credit is granted back only after the handler has read the bytes
+  (:meth:`Stream.read`), in batches of at least half a window.
+* A malformed frame closes only its stream; :meth:`Multiplexer.feed` raises
+  :class:`ProtocolError` (with ``stream=None``) only when the header itself is
+  unreadable, and the caller should then drop the tunnel.
+* A handler failure closes its stream with CLOSE_INTERNAL and is logged; it
+  never propagates to the tunnel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal
+
+from agent import protocol as p
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[bytes], Awaitable[None]]
+StreamHandler = Callable[["Stream", dict[str, Any]], Awaitable[None]]
+
+_RECENTLY_CLOSED = 256
+
+
+class Stream:
+    """One stream of the tunnel: ordered bytes both ways, ended by CLOSE."""
+
+    def __init__(self, mux: Multiplexer, stream_id: int, request: dict[str, Any]) -> None:
+        self.id = stream_id
+        self.request = request
+        self.kind: str = request.get("kind", "")
+        self.closed = False
+        self.close_code: int | None = None
+        """Code of the CLOSE that ended the stream (ours or the peer's)."""
+        self._mux = mux
+        self._inbound: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._send_window = p.SendWindow(mux.window)
+        self._recv_window = p.ReceiveWindow(mux.window)
+
+    async def read(self) -> bytes:
+        """Next chunk from the peer, or ``b""`` once the stream has ended.
+
+        Reading counts as delivery: credit for these bytes may be granted back.
+        """
+        item = await self._inbound.get()
+        if item is None:
+            self._inbound.put_nowait(None)
+            return b""
+        grant = self._recv_window.delivered(len(item))
+        if grant and not self.closed:
+            await self._mux.send(p.credit_frame(self.id, grant))
+        return item
+
+    async def read_all(self) -> bytes:
+        """Everything the peer sends until the stream ends."""
+        parts = []
+        while chunk := await self.read():
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def write(self, data: bytes) -> None:
+        """Send ``data`` as DATA frames, waiting for credit as needed.
+
+        Raises StreamClosed if the stream ends before everything was sent.
+        """
+        view = memoryview(bytes(data))
+        while view:
+            if self.closed:
+                raise p.StreamClosed(f"stream {self.id} is closed")
+            taken = await self._send_window.acquire(min(len(view), p.MAX_PAYLOAD))
+            if self.closed:
+                raise p.StreamClosed(f"stream {self.id} is closed")
+            await self._mux.send(p.data_frame(self.id, bytes(view[:taken])))
+            view = view[taken:]
+
+    async def close(self, code: int = p.CLOSE_NORMAL, reason: str = "") -> None:
+        """End the stream and tell the peer; a no-op if it already ended."""
+        if self._end(code):
+            await self._mux.send(p.close_frame(self.id, code, reason))
+
+    def _end(self, code: int) -> bool:
+        """Mark the stream ended; True if this call ended it."""
+        if self.closed:
+            return False
+        self.closed = True
+        self.close_code = code
+        self._send_window.abort()
+        self._inbound.put_nowait(None)
+        self._mux._forget(self.id)
+        return True
+
+    def _on_data(self, payload: bytes) -> None:
+        self._recv_window.received(len(payload))
+        self._inbound.put_nowait(payload)
+
+    def _on_credit(self, granted: int) -> None:
+        self._send_window.grant(granted)
+
+
+class Multiplexer:
+    """Frame router for one tunnel connection.
+
+    ``role="agent"`` accepts OPEN frames with odd ids and runs the handler
+    registered for the stream ``kind`` in its own task. ``role="portal"``
+    opens streams itself (:meth:`open_stream`, odd ids) and refuses OPEN.
+    """
+
+    def __init__(
+        self,
+        send: Send,
+        handlers: Mapping[str, StreamHandler] | None = None,
+        *,
+        role: Literal["agent", "portal"] = "agent",
+        max_streams: int = 1024,
+        window: int = p.INITIAL_WINDOW,
+    ) -> None:
+        self.send = send
+        self.role = role
+        self.window = window
+        self._handlers = dict(handlers or {})
+        self._max_streams = max_streams
+        self._streams: dict[int, Stream] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._recently_closed: collections.deque[int] = collections.deque(maxlen=_RECENTLY_CLOSED)
+        self._next_id = 1
+
+    @property
+    def streams(self) -> int:
+        """Number of open streams."""
+        return len(self._streams)
+
+    async def feed(self, data: bytes) -> None:
+        """Route one binary message received from the peer."""
+        try:
+            frame = p.decode_frame(data)
+        except p.ProtocolError as exc:
+            if exc.stream is None:
+                raise
+            logger.warning("stream %d: %s", exc.stream, exc.reason)
+            await self._close_id(exc.stream, exc.code, exc.reason)
+            return
+        stream = self._streams.get(frame.stream)
+        if frame.type == p.OPEN:
+            await self._on_open(frame)
+        elif stream is None:
+            await self._on_orphan(frame)
+        elif frame.type == p.DATA:
+            try:
+                stream._on_data(frame.payload)
+            except p.ProtocolError as exc:
+                logger.warning("stream %d: %s", frame.stream, exc.reason)
+                await stream.close(exc.code, exc.reason)
+        elif frame.type == p.CREDIT:
+            try:
+                stream._on_credit(frame.arg)
+            except p.ProtocolError as exc:
+                logger.warning("stream %d: %s", frame.stream, exc.reason)
+                await stream.close(exc.code, exc.reason)
+        else:
+            stream._end(frame.arg)
+            if frame.arg != p.CLOSE_NORMAL:
+                logger.info(
+                    "stream %d closed by peer with code %d %s",
+                    frame.stream,
+                    frame.arg,
+                    frame.payload.decode(errors="replace"),
+                )
+
+    async def open_stream(self, request: dict[str, Any]) -> Stream:
+        """Open a stream towards the peer (portal role only)."""
+        if self.role != "portal":
+            raise RuntimeError("only the portal opens streams")
+        stream_id = self._next_id
+        self._next_id += 2
+        stream = Stream(self, stream_id, request)
+        self._streams[stream_id] = stream
+        await self.send(p.open_frame(stream_id, request))
+        return stream
+
+    async def aclose(self) -> None:
+        """The tunnel is gone: end every stream silently and cancel handlers."""
+        for stream in list(self._streams.values()):
+            stream._end(p.CLOSE_INTERNAL)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _on_open(self, frame: p.Frame) -> None:
+        stream_id = frame.stream
+        if self.role != "agent" or stream_id % 2 == 0:
+            await self._refuse(stream_id, p.CLOSE_PROTOCOL_ERROR, "OPEN with a forbidden id")
+            return
+        existing = self._streams.get(stream_id)
+        if existing is not None:
+            existing._end(p.CLOSE_PROTOCOL_ERROR)
+            await self._refuse(stream_id, p.CLOSE_PROTOCOL_ERROR, "OPEN of a stream in use")
+            return
+        request = p.decode_open(frame)
+        handler = self._handlers.get(request["kind"])
+        if handler is None:
+            await self._refuse(stream_id, p.CLOSE_REFUSED, f"kind {request['kind']} unsupported")
+            return
+        if len(self._streams) >= self._max_streams:
+            await self._refuse(stream_id, p.CLOSE_REFUSED, "too many streams")
+            return
+        stream = Stream(self, stream_id, request)
+        self._streams[stream_id] = stream
+        task = asyncio.create_task(self._run(handler, stream), name=f"stream-{stream_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, handler: StreamHandler, stream: Stream) -> None:
+        try:
+            await handler(stream, stream.request)
+            await stream.close(p.CLOSE_NORMAL)
+        except p.StreamClosed:
+            logger.debug("stream %d ended before its handler finished", stream.id)
+        except asyncio.CancelledError:
+            stream._end(p.CLOSE_INTERNAL)
+            raise
+        except Exception:
+            logger.exception("stream %d (%s): handler failed", stream.id, stream.kind)
+            try:
+                await stream.close(p.CLOSE_INTERNAL, "internal error")
+            except Exception:
+                logger.debug("stream %d: could not send CLOSE", stream.id, exc_info=True)
+
+    async def _on_orphan(self, frame: p.Frame) -> None:
+        """A non-OPEN frame for a stream we do not have."""
+        if frame.type != p.DATA or frame.stream in self._recently_closed:
+            return  # late CREDIT/CLOSE/DATA racing our own CLOSE: nothing to say
+        logger.warning("DATA for unknown stream %d", frame.stream)
+        await self.send(p.close_frame(frame.stream, p.CLOSE_UNKNOWN_STREAM, "unknown stream"))
+        self._recently_closed.append(frame.stream)
+
+    async def _close_id(self, stream_id: int, code: int, reason: str) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            await stream.close(code, reason)
+        else:
+            await self._refuse(stream_id, code, reason)
+
+    async def _refuse(self, stream_id: int, code: int, reason: str) -> None:
+        logger.warning("stream %d refused: %s", stream_id, reason)
+        await self.send(p.close_frame(stream_id, code, reason))
+        self._recently_closed.append(stream_id)
+
+    def _forget(self, stream_id: int) -> None:
+        self._streams.pop(stream_id, None)
+        self._recently_closed.append(stream_id)

@@ -1,0 +1,421 @@
+"""Wire codec of the portal ⇄ agent tunnel, shared by both sides.
+
+One WebSocket carries many streams. Binary WebSocket messages are *frames*: a
+9-byte big-endian header (``type u8``, ``stream u32``, ``arg u32``) followed by a
+payload. Text WebSocket messages are agent-level JSON *messages* (``hello``,
+``ping``, ``pong``, ``event``, ``error``).
+
+Guarantees:
+
+* Every decoder in this module raises :class:`ProtocolError` — and nothing else —
+  on malformed input, whatever the bytes or text received.
+* Encoders refuse to produce a frame the peer would reject (same exception).
+* Nothing here performs I/O; :class:`SendWindow` only waits on an asyncio event.
+
+Streams are opened by the portal only, with odd ids. Each direction of a stream
+has a credit window of :data:`INITIAL_WINDOW` bytes: a sender never sends more
+DATA bytes than it was granted, and a receiver grants credit back (CREDIT frames)
+only once it has delivered the bytes onward. A CLOSE frame, from either side, ends
+the whole stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any, Final
+
+HEADER: Final = struct.Struct("!BII")
+
+OPEN: Final = 1
+DATA: Final = 2
+CLOSE: Final = 3
+CREDIT: Final = 4
+FRAME_TYPES: Final = frozenset({OPEN, DATA, CLOSE, CREDIT})
+
+MAX_PAYLOAD: Final = 64 * 1024
+"""Largest DATA (and OPEN) payload in bytes."""
+MAX_CLOSE_REASON: Final = 1024
+"""Largest CLOSE payload: an optional UTF-8 reason for logs."""
+MAX_FRAME: Final = HEADER.size + MAX_PAYLOAD
+MAX_MESSAGE: Final = 1024 * 1024
+"""Largest text message in bytes once UTF-8 encoded (events carry environments)."""
+INITIAL_WINDOW: Final = 256 * 1024
+"""Credit each side starts with, per stream and per direction."""
+MAX_WINDOW: Final = 2**31 - 1
+"""Credit a sender may hold at once; more means the peer is misbehaving."""
+MAX_STREAM_ID: Final = 2**32 - 1
+
+CLOSE_NORMAL: Final = 0
+CLOSE_PROTOCOL_ERROR: Final = 1
+CLOSE_FLOW_CONTROL: Final = 2
+CLOSE_UNKNOWN_STREAM: Final = 3
+CLOSE_REFUSED: Final = 4
+CLOSE_INTERNAL: Final = 5
+CLOSE_TIMEOUT: Final = 6
+
+STREAM_KINDS: Final = frozenset({"rpc", "shell", "http", "websocket"})
+MESSAGE_TYPES: Final = frozenset({"hello", "ping", "pong", "event", "error"})
+EVENT_UPDATED: Final = "environment.updated"
+EVENT_DELETED: Final = "environment.deleted"
+
+
+class ProtocolError(Exception):
+    """Malformed or forbidden input; ``code`` is the CLOSE code to answer with.
+
+    ``stream`` is the stream id when the frame header could be read (so the
+    receiver can close just that stream), else ``None`` (drop the tunnel).
+    """
+
+    def __init__(self, code: int, reason: str, *, stream: int | None = None) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+        self.stream = stream
+
+    def __str__(self) -> str:
+        return f"protocol error {self.code}: {self.reason}"
+
+
+class StreamClosed(Exception):
+    """The stream ended (CLOSE sent or received, or the tunnel dropped)."""
+
+
+class RpcError(Exception):
+    """An RPC answered ``{"ok": false}``; ``code`` is machine-readable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded binary frame. ``payload`` is always ``bytes``."""
+
+    type: int
+    stream: int
+    arg: int
+    payload: bytes = b""
+
+
+# -- frames ---------------------------------------------------------------------------------
+
+
+def _check_frame(frame_type: int, stream: int, arg: int, payload: bytes) -> None:
+    """Raise ProtocolError unless the fields form a frame the peer accepts."""
+    if not 0 < stream <= MAX_STREAM_ID:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "stream id out of range")
+    if frame_type not in FRAME_TYPES:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, f"unknown frame type {frame_type}", stream=stream)
+    if not 0 <= arg <= 0xFFFFFFFF:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "arg out of range", stream=stream)
+    size = len(payload)
+    if frame_type in (OPEN, DATA) and size > MAX_PAYLOAD:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, f"payload of {size} bytes", stream=stream)
+    if frame_type == OPEN:
+        _parse_open(payload, stream)
+    elif frame_type == CLOSE:
+        if size > MAX_CLOSE_REASON:
+            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "CLOSE reason too long", stream=stream)
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError(
+                CLOSE_PROTOCOL_ERROR, "CLOSE reason is not UTF-8", stream=stream
+            ) from None
+    elif frame_type == CREDIT:
+        if size:
+            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "CREDIT with payload", stream=stream)
+        if arg == 0:
+            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "CREDIT of zero bytes", stream=stream)
+
+
+def encode_frame(frame_type: int, stream: int, arg: int = 0, payload: bytes = b"") -> bytes:
+    """Encode one frame; raises ProtocolError if the peer would reject it."""
+    if not isinstance(payload, bytes | bytearray | memoryview):
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "payload must be bytes")
+    payload = bytes(payload)
+    _check_frame(frame_type, stream, arg, payload)
+    return HEADER.pack(frame_type, stream, arg) + payload
+
+
+def decode_frame(data: bytes | bytearray | memoryview) -> Frame:
+    """Decode and validate one binary message; only ProtocolError can escape."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "frame must be binary")
+    data = bytes(data)
+    if len(data) < HEADER.size:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, f"short frame of {len(data)} bytes")
+    frame_type, stream, arg = HEADER.unpack_from(data)
+    payload = data[HEADER.size :]
+    _check_frame(frame_type, stream, arg, payload)
+    return Frame(frame_type, stream, arg, payload)
+
+
+def _json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _loads(data: bytes | str) -> Any:
+    """Strict JSON (no NaN/Infinity); raises ValueError on anything malformed."""
+    try:
+        return json.loads(data, parse_constant=_json_constant)
+    except (ValueError, RecursionError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ValueError(str(exc)) from None
+
+
+def _dumps(obj: Any) -> str:
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, f"not JSON-serialisable: {exc}") from None
+
+
+def _parse_open(payload: bytes, stream: int) -> dict[str, Any]:
+    try:
+        obj = _loads(payload)
+    except ValueError:
+        raise ProtocolError(
+            CLOSE_PROTOCOL_ERROR, "OPEN payload is not JSON", stream=stream
+        ) from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "OPEN payload is not an object", stream=stream)
+    if obj.get("kind") not in STREAM_KINDS:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "OPEN has no valid kind", stream=stream)
+    return obj
+
+
+def decode_open(frame: Frame) -> dict[str, Any]:
+    """The JSON object of an OPEN frame (``kind`` guaranteed in STREAM_KINDS)."""
+    if frame.type != OPEN:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "not an OPEN frame", stream=frame.stream)
+    return _parse_open(frame.payload, frame.stream)
+
+
+def open_frame(stream: int, obj: dict[str, Any]) -> bytes:
+    """OPEN frame carrying ``obj`` (must have a valid ``kind``)."""
+    return encode_frame(OPEN, stream, 0, _dumps(obj).encode())
+
+
+def data_frame(stream: int, payload: bytes) -> bytes:
+    """DATA frame; ``payload`` is at most MAX_PAYLOAD bytes."""
+    return encode_frame(DATA, stream, 0, payload)
+
+
+def close_frame(stream: int, code: int = CLOSE_NORMAL, reason: str = "") -> bytes:
+    """CLOSE frame with ``code`` and an optional short reason (truncated to fit)."""
+    raw = reason.encode("utf-8")[:MAX_CLOSE_REASON].decode("utf-8", "ignore").encode()
+    return encode_frame(CLOSE, stream, code, raw)
+
+
+def credit_frame(stream: int, granted: int) -> bytes:
+    """CREDIT frame granting ``granted`` (> 0) more bytes to the peer."""
+    return encode_frame(CREDIT, stream, granted)
+
+
+def chunks(data: bytes, size: int = MAX_PAYLOAD) -> list[bytes]:
+    """Split ``data`` into DATA-sized pieces (no piece for empty input)."""
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+# -- text messages --------------------------------------------------------------------------
+
+
+def encode_message(obj: dict[str, Any]) -> str:
+    """Encode a text message; ``obj`` must be an object with a known ``type``."""
+    if not isinstance(obj, dict) or obj.get("type") not in MESSAGE_TYPES:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "message needs a known type")
+    text = _dumps(obj)
+    if len(text.encode()) > MAX_MESSAGE:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "message too large")
+    return text
+
+
+def decode_message(text: str) -> dict[str, Any]:
+    """Decode a text message: a JSON object with a string ``type``.
+
+    Unknown types are returned as-is so newer peers stay compatible; callers
+    ignore what they do not understand.
+    """
+    if not isinstance(text, str):
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "message must be text")
+    if len(text) > MAX_MESSAGE:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "message too large")
+    try:
+        obj = _loads(text)
+    except ValueError:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "message is not JSON") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "message is not an object")
+    if not isinstance(obj.get("type"), str):
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "message has no type")
+    return obj
+
+
+def hello_message(
+    *, version: str, runtime: str, capabilities: list[str], environments: int
+) -> dict[str, Any]:
+    """First message the agent sends on every connection."""
+    return {
+        "type": "hello",
+        "version": version,
+        "runtime": runtime,
+        "capabilities": list(capabilities),
+        "environments": environments,
+    }
+
+
+def ping_message(ts: float) -> dict[str, Any]:
+    return {"type": "ping", "ts": ts}
+
+
+def pong_message(ts: Any) -> dict[str, Any]:
+    """Answer to a ping, echoing its ``ts``."""
+    return {"type": "pong", "ts": ts}
+
+
+def event_message(event: str, environment: dict[str, Any]) -> dict[str, Any]:
+    """Agent → portal notification that an environment changed or disappeared."""
+    if event not in (EVENT_UPDATED, EVENT_DELETED):
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, f"unknown event {event!r}")
+    return {"type": "event", "event": event, "environment": environment}
+
+
+def error_message(code: str, detail: str) -> dict[str, Any]:
+    """Portal → agent explanation sent just before the portal closes the tunnel."""
+    return {"type": "error", "code": code, "detail": detail}
+
+
+# -- RPC ------------------------------------------------------------------------------------
+
+
+def rpc_request(method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """OPEN payload of an RPC stream; the response comes back as DATA then CLOSE."""
+    if not isinstance(method, str) or not method:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "RPC method must be a non-empty string")
+    return {"kind": "rpc", "method": method, "params": dict(params or {})}
+
+
+def encode_rpc_result(result: Any) -> bytes:
+    """Body of a successful RPC response."""
+    return _dumps({"ok": True, "result": result}).encode()
+
+
+def encode_rpc_error(code: str, message: str) -> bytes:
+    """Body of a failed RPC response."""
+    return _dumps({"ok": False, "error": {"code": code, "message": message}}).encode()
+
+
+def decode_rpc_response(body: bytes) -> Any:
+    """Result of a concatenated RPC response body; raises RpcError if it failed.
+
+    A body that is not a well-formed response raises ProtocolError.
+    """
+    try:
+        obj = _loads(bytes(body))
+    except (ValueError, TypeError):
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "RPC response is not JSON") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("ok"), bool):
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "RPC response has no ok flag")
+    if obj["ok"]:
+        return obj.get("result")
+    error = obj.get("error")
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "RPC error has no code")
+    raise RpcError(error["code"], str(error.get("message", "")))
+
+
+# -- flow control ---------------------------------------------------------------------------
+
+
+class SendWindow:
+    """Credit the peer granted us for one stream: how many DATA bytes we may send.
+
+    ``acquire`` waits for credit, so a sender never buffers beyond its window.
+    ``consume`` takes credit synchronously and raises ProtocolError
+    (CLOSE_FLOW_CONTROL) on overdraw. ``grant`` raises the same if the peer
+    grants more than MAX_WINDOW outstanding. ``abort`` makes every waiter raise
+    StreamClosed.
+    """
+
+    def __init__(self, initial: int = INITIAL_WINDOW) -> None:
+        self.available = initial
+        self._changed = asyncio.Event()
+        self._closed = False
+
+    def grant(self, n: int) -> None:
+        if n <= 0 or self.available + n > MAX_WINDOW:
+            raise ProtocolError(CLOSE_FLOW_CONTROL, f"invalid credit grant of {n} bytes")
+        self.available += n
+        self._changed.set()
+
+    def consume(self, n: int) -> None:
+        if n < 0 or n > self.available:
+            raise ProtocolError(
+                CLOSE_FLOW_CONTROL, f"{n} bytes exceed the {self.available} bytes of credit"
+            )
+        self.available -= n
+
+    async def acquire(self, wanted: int) -> int:
+        """Wait until some credit is available, take up to ``wanted`` bytes of it.
+
+        Returns the number of bytes taken (1..wanted). Raises StreamClosed once
+        aborted.
+        """
+        if wanted <= 0:
+            raise ValueError("wanted must be positive")
+        while True:
+            if self._closed:
+                raise StreamClosed("stream closed while waiting for credit")
+            if self.available > 0:
+                taken = min(wanted, self.available)
+                self.available -= taken
+                return taken
+            self._changed.clear()
+            await self._changed.wait()
+
+    def abort(self) -> None:
+        self._closed = True
+        self._changed.set()
+
+
+class ReceiveWindow:
+    """Credit we granted the peer for one stream, and when to grant more.
+
+    ``received(n)`` raises ProtocolError(CLOSE_FLOW_CONTROL) when the peer
+    sends more than it was granted. ``delivered(n)`` records that ``n`` bytes
+    left our buffers and returns how many bytes of credit to grant back now:
+    0 until at least half a window is pending, so CREDIT frames are batched.
+    """
+
+    def __init__(self, window: int = INITIAL_WINDOW) -> None:
+        self.window = window
+        self.remaining = window
+        self.buffered = 0
+        self._pending = 0
+
+    def received(self, n: int) -> None:
+        if n > self.remaining:
+            raise ProtocolError(
+                CLOSE_FLOW_CONTROL, f"peer sent {n} bytes with {self.remaining} of credit"
+            )
+        self.remaining -= n
+        self.buffered += n
+
+    def delivered(self, n: int) -> int:
+        if n < 0 or n > self.buffered:
+            raise ValueError(f"cannot deliver {n} of {self.buffered} buffered bytes")
+        self.buffered -= n
+        self._pending += n
+        if self._pending < self.window // 2:
+            return 0
+        grant, self._pending = self._pending, 0
+        self.remaining += grant
+        return grant

@@ -1,0 +1,121 @@
+"""The interface every runtime implements, and its one domain error.
+
+A runtime owns the environments of one cluster or host. Every method that
+takes an environment id raises ``RuntimeFailure("not_found")`` when it does not
+exist; lifecycle methods raise ``RuntimeFailure("conflict")`` when the current
+status forbids the operation. Environment dicts returned by a runtime are
+read-only snapshots that are safe to JSON-serialise; callers must not mutate
+them.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+STATUSES: Final = ("deploying", "running", "stopping", "stopped", "error", "deleting")
+PHASES: Final = ("validating", "creating", "cloning", "configuring", "deploying", "finalizing")
+
+NOT_FOUND: Final = "not_found"
+INVALID_SPEC: Final = "invalid_spec"
+INVALID_PARAMS: Final = "invalid_params"
+CONFLICT: Final = "conflict"
+INTERNAL: Final = "internal"
+
+EventCallback = Callable[[str, dict[str, Any]], None]
+"""``on_event(kind, environment)`` with kind ``environment.updated|deleted``."""
+
+
+class RuntimeFailure(Exception):
+    """An operation failed for a reason the caller may show: ``code`` + ``message``.
+
+    The message never contains secrets or tracebacks.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class Runtime(abc.ABC):
+    """Lifecycle of environments in one data plane.
+
+    ``load`` must be awaited once before any other call; ``shutdown`` stops the
+    runtime's own background work but leaves workspaces running.
+    """
+
+    name: str = ""
+    capabilities: tuple[str, ...] = ()
+    on_event: EventCallback | None = None
+    """Called after every persisted change; must not block (the tunnel queues it)."""
+
+    @abc.abstractmethod
+    async def load(self) -> None:
+        """Discover existing environments and resume supervising them."""
+
+    @abc.abstractmethod
+    async def shutdown(self) -> None:
+        """Stop background tasks; running workspaces keep running."""
+
+    @abc.abstractmethod
+    def count(self) -> int:
+        """Number of environments known to the runtime."""
+
+    @abc.abstractmethod
+    async def list(self, selector: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Environments whose metadata match every ``tag: value`` of ``selector``."""
+
+    @abc.abstractmethod
+    async def get(self, env_id: str) -> dict[str, Any]:
+        """One environment."""
+
+    @abc.abstractmethod
+    async def create(
+        self,
+        spec: Mapping[str, Any],
+        metadata: Mapping[str, str] | None = None,
+        secret_env: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Validate and start provisioning; returns at once with status ``deploying``."""
+
+    @abc.abstractmethod
+    async def start(
+        self, env_id: str, secret_env: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Start a stopped or failed environment (no-op when running or deploying)."""
+
+    @abc.abstractmethod
+    async def stop(self, env_id: str) -> dict[str, Any]:
+        """Stop the workspace process; returns once it is ``stopped``."""
+
+    @abc.abstractmethod
+    async def restart(
+        self, env_id: str, secret_env: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Stop then start."""
+
+    @abc.abstractmethod
+    async def delete(self, env_id: str) -> dict[str, Any]:
+        """Stop and remove the environment and all its files."""
+
+    @abc.abstractmethod
+    async def logs(self, env_id: str, tail: int = 200) -> list[str]:
+        """The last ``tail`` lines of the workspace's output."""
+
+    @abc.abstractmethod
+    async def set_metadata(self, env_id: str, metadata: Mapping[str, str | None]) -> dict[str, Any]:
+        """Merge tags into the metadata; a ``None`` value removes the tag."""
+
+    @abc.abstractmethod
+    async def upgrade(
+        self,
+        env_id: str,
+        spec: Mapping[str, Any],
+        secret_env: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Stop, replace the spec (keeping the workspace files), start."""

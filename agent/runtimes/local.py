@@ -1,0 +1,580 @@
+"""The ``local`` runtime: each environment is a directory and a process group on this host.
+
+Layout: ``<data_dir>/environments/<id>/environment.json`` (written atomically),
+``home/`` (the workspace, a git repository) and ``logs/service.log`` (+ ``.1``).
+
+Guarantees:
+
+* Operations on one environment are serialised by a per-environment lock;
+  different environments proceed concurrently. ``stop``/``delete``/``restart``/
+  ``upgrade`` first cancel any provisioning still in progress.
+* ``list``/``get`` answer from an in-memory index loaded once by :meth:`load`
+  and updated on every write; they never touch the disk.
+* ``secret_env`` is held in memory only: it reaches the workspace process
+  environment, never ``environment.json`` nor any log.
+* Workspace processes outlive the agent: on :meth:`load` a running process is
+  adopted (supervised by polling), a vanished one turns the environment to
+  ``error``. :meth:`shutdown` leaves workspaces running.
+* Every status or phase change is persisted, then reported to ``on_event``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from agent.protocol import EVENT_DELETED, EVENT_UPDATED
+from agent.runtimes import process as proc_util
+from agent.runtimes.base import (
+    CONFLICT,
+    INTERNAL,
+    INVALID_PARAMS,
+    INVALID_SPEC,
+    NOT_FOUND,
+    STATUSES,
+    EventCallback,
+    Runtime,
+    RuntimeFailure,
+)
+from agent.runtimes.records import OWNER_TAG, EnvRecord, ProcRecord, now
+from agent.runtimes.spec import (
+    MAX_TAGS,
+    validate_metadata,
+    validate_secret_env,
+    validate_spec,
+)
+
+logger = logging.getLogger(__name__)
+
+_ID = re.compile(r"env-[0-9a-f]{12}")
+_OPTIONAL_FIELDS: dict[str, Any] = {
+    "metadata": {},
+    "phase": None,
+    "error": None,
+    "ports": [],
+    "pid": None,
+    "pgid": None,
+    "process_started": None,
+}
+_GIT_IDENTITY = ["-c", "user.name=Enclave", "-c", "user.email=enclave@localhost"]
+
+
+class LocalRuntime(Runtime):
+    """Environments as directories and process groups under ``data_dir``."""
+
+    name = "local"
+    capabilities = ("environments", "logs")
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        on_event: EventCallback | None = None,
+        stop_grace: float = 10.0,
+        ready_timeout: float = 30.0,
+        setup_timeout: float = 1800.0,
+        poll_interval: float = 1.0,
+        allow_file_git: bool = False,
+    ) -> None:
+        self.root = Path(data_dir) / "environments"
+        self.on_event = on_event
+        self.stop_grace = stop_grace
+        self.ready_timeout = ready_timeout
+        self.setup_timeout = setup_timeout
+        self.poll_interval = poll_interval
+        self.allow_file_git = allow_file_git
+        self._envs: dict[str, EnvRecord] = {}
+        self._secrets: dict[str, dict[str, str]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._monitor: asyncio.Task[None] | None = None
+
+    # -- lifecycle of the runtime itself ---------------------------------------------------
+
+    async def load(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        loaded = await asyncio.to_thread(self._read_all)
+        for env in loaded:
+            self._envs[env.id] = env
+        for env in loaded:
+            await self._recover(env)
+        self._monitor = asyncio.create_task(self._monitor_loop(), name="local-runtime-monitor")
+        logger.info("local runtime: %d environments under %s", len(self._envs), self.root)
+
+    async def shutdown(self) -> None:
+        tasks = [t for t in (self._monitor, *self._tasks) if t is not None]
+        tasks += [env.job for env in self._envs.values() if env.job is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def count(self) -> int:
+        return len(self._envs)
+
+    def _read_all(self) -> list[EnvRecord]:
+        result = []
+        for path in self.root.iterdir():
+            if not _ID.fullmatch(path.name):
+                continue
+            try:
+                data = json.loads((path / "environment.json").read_text())
+                if data["id"] != path.name or data["status"] not in STATUSES:
+                    raise ValueError("id or status is invalid")
+                for key, default in _OPTIONAL_FIELDS.items():
+                    data.setdefault(key, default)
+                validate_spec(data["spec"])
+                env = EnvRecord(data=data, path=path)
+                env.refresh()
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                logger.warning("skipping environment %s: %s", path.name, exc)
+                continue
+            result.append(env)
+        return result
+
+    async def _recover(self, env: EnvRecord) -> None:
+        """Reconcile a just-loaded environment with the processes actually running."""
+        data, status = env.data, env.data["status"]
+        pid = data.get("pid")
+        alive = bool(pid) and proc_util.is_alive(pid, data.get("process_started"))
+        if status == "running" and alive:
+            env.proc = ProcRecord(pid=pid, start_time=data.get("process_started"))
+            logger.info("adopted running environment %s (pid %d)", env.id, pid)
+            return
+        if status == "running" and not pid and not data["spec"]["start_command"]:
+            return
+        if alive:
+            proc_util.signal_group(data.get("pgid") or pid, signal.SIGKILL)
+        changes: dict[str, Any] = {"pid": None, "phase": None}
+        if status == "running":
+            changes |= {"status": "error", "error": "process exited while the agent was down"}
+        elif status == "deploying":
+            changes |= {"status": "error", "error": "provisioning interrupted"}
+        elif status == "stopping":
+            changes |= {"status": "stopped", "error": None}
+        elif status == "deleting":
+            changes |= {"status": "error", "error": "deletion interrupted"}
+        elif not pid:
+            return
+        await self._commit(env, **changes, ports=self._released_ports(env))
+
+    async def _monitor_loop(self) -> None:
+        """Rotate busy logs and notice when adopted processes end."""
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                busy = [e.log_dir for e in self._envs.values() if e.proc is not None or e.job]
+                await asyncio.to_thread(proc_util.rotate_logs, busy)
+            except OSError:
+                logger.exception("log rotation failed")
+            for env in list(self._envs.values()):
+                proc = env.proc
+                adopted = proc is not None and proc.child is None
+                if adopted and not proc.exited.is_set() and not proc.alive():
+                    proc.exited.set()
+                    self._spawn_task(self._on_exit(env, proc))
+
+    def _spawn_task(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def list(self, selector: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        selector = dict(selector or {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in selector.items()):
+            raise RuntimeFailure(INVALID_PARAMS, "selector must map tag names to strings")
+        owner = selector.pop(OWNER_TAG, None)
+        owner = owner.lower() if owner is not None else None
+        items = selector.items()
+        return [
+            env.snapshot
+            for env in self._envs.values()
+            if (owner is None or env.owner == owner)
+            and all(env.data["metadata"].get(k) == v for k, v in items)
+        ]
+
+    async def get(self, env_id: str) -> dict[str, Any]:
+        return self._require(env_id).snapshot
+
+    async def logs(self, env_id: str, tail: int = 200) -> list[str]:
+        env = self._require(env_id)
+        if not isinstance(tail, int) or isinstance(tail, bool) or tail < 0:
+            raise RuntimeFailure(INVALID_PARAMS, "tail must be a non-negative integer")
+        return await asyncio.to_thread(
+            proc_util.tail_lines, env.log_dir, min(tail, proc_util.MAX_TAIL)
+        )
+
+    def _require(self, env_id: Any) -> EnvRecord:
+        env = self._envs.get(env_id) if isinstance(env_id, str) else None
+        if env is None:
+            raise RuntimeFailure(NOT_FOUND, f"environment {env_id!r} does not exist")
+        return env
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def create(
+        self,
+        spec: Mapping[str, Any],
+        metadata: Mapping[str, str] | None = None,
+        secret_env: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        clean_spec = validate_spec(spec, allow_file_git=self.allow_file_git)
+        tags = validate_metadata(metadata)
+        secret = validate_secret_env(secret_env)
+        env_id = f"env-{secrets.token_hex(6)}"
+        path = self.root / env_id
+        path.mkdir(mode=0o700)
+        created = now()
+        data = {
+            "id": env_id,
+            "metadata": tags,
+            "spec": clean_spec,
+            "status": "deploying",
+            "phase": "validating",
+            "error": None,
+            "ports": [dict(p, host_port=None) for p in clean_spec["ports"]],
+            "pid": None,
+            "pgid": None,
+            "process_started": None,
+            "created_at": created,
+            "updated_at": created,
+        }
+        env = EnvRecord(data=data, path=path)
+        self._envs[env_id] = env
+        if secret:
+            self._secrets[env_id] = secret
+        await self._commit(env)
+        env.job = asyncio.create_task(self._run_job(env, self._provision), name=env_id)
+        logger.info("environment %s: provisioning", env_id)
+        return env.snapshot
+
+    async def start(
+        self, env_id: str, secret_env: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        secret = validate_secret_env(secret_env)
+        env = self._require(env_id)
+        if secret is not None:
+            self._secrets[env_id] = secret
+        if env.data["status"] in ("running", "deploying"):
+            return env.snapshot
+        async with self._locked(env):
+            if env.data["status"] in ("stopping", "deleting"):
+                raise RuntimeFailure(CONFLICT, f"environment is {env.data['status']}")
+            if env.data["status"] in ("stopped", "error"):
+                await self._launch(env, self._activate)
+        return env.snapshot
+
+    async def stop(self, env_id: str) -> dict[str, Any]:
+        env = self._require(env_id)
+        await self._cancel_job(env)
+        async with self._locked(env):
+            await self._cancel_job(env)
+            self._forbid_deleting(env)
+            await self._stop_locked(env)
+        return env.snapshot
+
+    async def restart(
+        self, env_id: str, secret_env: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        return await self._replace(env_id, None, secret_env)
+
+    async def upgrade(
+        self,
+        env_id: str,
+        spec: Mapping[str, Any],
+        secret_env: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        clean = validate_spec(spec, allow_file_git=self.allow_file_git)
+        return await self._replace(env_id, clean, secret_env)
+
+    async def _replace(
+        self, env_id: str, spec: dict[str, Any] | None, secret_env: Mapping[str, str] | None
+    ) -> dict[str, Any]:
+        """Stop, optionally swap the spec, start again — as one locked operation."""
+        secret = validate_secret_env(secret_env)
+        env = self._require(env_id)
+        await self._cancel_job(env)
+        async with self._locked(env):
+            await self._cancel_job(env)
+            self._forbid_deleting(env)
+            await self._stop_locked(env)
+            if secret is not None:
+                self._secrets[env_id] = secret
+            if spec is not None:
+                ports = [dict(p, host_port=None) for p in spec["ports"]]
+                await self._commit(env, spec=spec, ports=ports)
+            await self._launch(env, self._activate)
+        return env.snapshot
+
+    async def delete(self, env_id: str) -> dict[str, Any]:
+        env = self._require(env_id)
+        await self._cancel_job(env)
+        async with self._locked(env):
+            await self._cancel_job(env)
+            await self._commit(env, status="deleting", phase=None)
+            await self._terminate(env)
+            async with env.write_lock:
+                env.deleted = True  # from here on, no write recreates the directory
+            del self._envs[env_id]
+            try:
+                await asyncio.to_thread(shutil.rmtree, env.path)
+            except OSError as exc:
+                logger.error("environment %s: delete failed: %s", env_id, exc)
+                self._envs[env_id], env.deleted = env, False
+                await self._commit(env, status="error", error="delete failed")
+                raise RuntimeFailure(INTERNAL, "could not remove the environment files") from None
+            self._secrets.pop(env_id, None)
+        logger.info("environment %s: deleted", env_id)
+        self._emit(EVENT_DELETED, env.snapshot)
+        return {"id": env_id, "deleted": True}
+
+    async def set_metadata(self, env_id: str, metadata: Mapping[str, str | None]) -> dict[str, Any]:
+        env = self._require(env_id)
+        changes = validate_metadata(metadata, allow_delete=True)
+        merged = {**env.data["metadata"], **changes}
+        tags = {k: v for k, v in merged.items() if v is not None}
+        if len(tags) > MAX_TAGS:
+            raise RuntimeFailure(INVALID_SPEC, f"an environment has at most {MAX_TAGS} tags")
+        await self._commit(env, metadata=tags)
+        return env.snapshot
+
+    # -- internals -------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, env: EnvRecord) -> AsyncIterator[None]:
+        """Hold the environment's lock; fail if it was deleted while waiting."""
+        async with env.lock:
+            if self._envs.get(env.id) is not env:
+                raise RuntimeFailure(NOT_FOUND, f"environment {env.id!r} does not exist")
+            yield
+
+    @staticmethod
+    def _forbid_deleting(env: EnvRecord) -> None:
+        if env.data["status"] == "deleting":
+            raise RuntimeFailure(CONFLICT, "environment is being deleted")
+
+    async def _cancel_job(self, env: EnvRecord) -> None:
+        job = env.job
+        if job is not None and not job.done():
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(job)
+        env.job = None
+
+    async def _launch(self, env: EnvRecord, step: Callable[[EnvRecord], Awaitable[None]]) -> None:
+        """Move to ``deploying`` and run ``step`` in the background under the lock."""
+        await self._commit(env, status="deploying", phase="deploying", error=None)
+        env.job = asyncio.create_task(self._run_job(env, step), name=env.id)
+
+    async def _run_job(self, env: EnvRecord, step: Callable[[EnvRecord], Awaitable[None]]) -> None:
+        async with env.lock:
+            if self._envs.get(env.id) is not env:
+                return
+            try:
+                await step(env)
+            except RuntimeFailure as exc:
+                await self._fail(env, exc.message)
+            except Exception:
+                logger.exception("environment %s: provisioning failed", env.id)
+                await self._fail(env, "internal error (see the agent log)")
+
+    async def _fail(self, env: EnvRecord, reason: str) -> None:
+        logger.warning("environment %s: %s", env.id, reason)
+        if env.proc is not None:
+            env.proc.stop_requested = True
+            proc_util.signal_group(env.proc.pid, signal.SIGKILL)
+            env.proc = None
+        await asyncio.to_thread(proc_util.append_log, env.log_dir, reason)
+        await self._commit(
+            env, status="error", phase=None, error=reason, pid=None, ports=self._released_ports(env)
+        )
+
+    def _process_env(self, env: EnvRecord) -> dict[str, str]:
+        result = proc_util.base_env(env.home)
+        result["ENCLAVE_ENVIRONMENT_ID"] = env.id
+        result.update(env.data["spec"]["env"])
+        result.update(self._secrets.get(env.id, {}))
+        return result
+
+    async def _run_step(self, env: EnvRecord, argv: list[str], what: str) -> None:
+        git_env = {**proc_util.base_env(env.home), "GIT_TERMINAL_PROMPT": "0"}
+        run_env = self._process_env(env) if what == "setup script" else git_env
+        try:
+            code = await proc_util.run_logged(
+                argv, cwd=env.home, env=run_env, log_dir=env.log_dir, timeout=self.setup_timeout
+            )
+        except TimeoutError:
+            raise RuntimeFailure(INTERNAL, f"{what} timed out") from None
+        if code != 0:
+            raise RuntimeFailure(INTERNAL, f"{what} failed ({proc_util.exit_reason(code)})")
+
+    async def _provision(self, env: EnvRecord) -> None:
+        spec = env.data["spec"]
+        await self._commit(env, phase="creating")
+        env.home.mkdir(exist_ok=True, mode=0o700)
+        env.log_dir.mkdir(exist_ok=True, mode=0o700)
+        if spec["git_repository"]:
+            await self._commit(env, phase="cloning")
+            await self._run_step(env, ["git", "clone", "--", spec["git_repository"], "."], "clone")
+        await self._commit(env, phase="configuring")
+        if spec["setup_script"]:
+            await self._run_step(env, ["bash", "-lc", spec["setup_script"]], "setup script")
+        if not (env.home / ".git").exists():
+            await self._run_step(env, ["git", "-c", "init.defaultBranch=main", "init", "-q"], "git")
+            await self._run_step(env, ["git", "add", "-A"], "git")
+            commit = ["git", *_GIT_IDENTITY, "commit", "-q", "--allow-empty", "-m", "Workspace"]
+            await self._run_step(env, commit, "git")
+        await self._commit(env, phase="deploying")
+        await self._activate(env)
+
+    async def _activate(self, env: EnvRecord) -> None:
+        """Run the start command with allocated ports; ``running`` once it is ready.
+
+        Ready means the first declared port accepts connections, or
+        ``ready_timeout`` passed (slow dev servers still reach ``running``); a
+        command that exits first fails the start.
+        """
+        spec = env.data["spec"]
+        if not spec["start_command"]:
+            await self._commit(env, status="running", phase=None, error=None)
+            return
+        taken = {p["host_port"] for e in self._envs.values() for p in e.data["ports"] or ()}
+        ports = proc_util.allocate_ports(spec["ports"], taken)
+        run_env = self._process_env(env)
+        for i, port in enumerate(ports):
+            if i == 0:
+                run_env["PORT"] = run_env["DEV_PORT"] = str(port["host_port"])
+            run_env[f"PORT_{port['port']}"] = str(port["host_port"])
+        env.log_dir.mkdir(exist_ok=True, mode=0o700)
+        child = await proc_util.spawn(
+            ["bash", "-c", spec["start_command"]], cwd=env.home, env=run_env, log_dir=env.log_dir
+        )
+        proc = ProcRecord(
+            pid=child.pid, start_time=proc_util.process_start_time(child.pid), child=child
+        )
+        env.proc = proc
+        self._spawn_task(self._watch_child(env, proc))
+        await self._commit(
+            env,
+            phase="finalizing",
+            pid=proc.pid,
+            pgid=proc.pid,  # start_new_session: the process leads its own group
+            process_started=proc.start_time,
+            ports=ports,
+        )
+        if ports:
+            await self._wait_ready(env, proc, ports[0]["host_port"])
+        if proc.exited.is_set():
+            raise RuntimeFailure(INTERNAL, f"start command ended ({self._reason(proc)})")
+        await self._commit(env, status="running", phase=None, error=None)
+        logger.info("environment %s: running (pid %d)", env.id, proc.pid)
+
+    async def _wait_ready(self, env: EnvRecord, proc: ProcRecord, port: int) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        delay = 0.02
+        while not proc.exited.is_set() and time.monotonic() < deadline:
+            if await proc_util.port_accepts(port):
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.exited.wait(), delay)
+            delay = min(delay * 2, 0.5)
+        if not proc.exited.is_set():
+            logger.warning("environment %s: port %d not listening yet", env.id, port)
+
+    @staticmethod
+    def _reason(proc: ProcRecord) -> str:
+        return proc_util.exit_reason(proc.returncode)
+
+    async def _watch_child(self, env: EnvRecord, proc: ProcRecord) -> None:
+        assert proc.child is not None
+        proc.returncode = await proc.child.wait()
+        proc.exited.set()
+        await self._on_exit(env, proc)
+
+    async def _on_exit(self, env: EnvRecord, proc: ProcRecord) -> None:
+        """The workspace process ended on its own: the environment turns to ``error``."""
+        if proc.stop_requested:
+            return
+        proc_util.signal_group(proc.pid, signal.SIGKILL)
+        async with env.lock:
+            if env.proc is not proc or self._envs.get(env.id) is not env:
+                return
+            env.proc = None
+            reason = self._reason(proc)
+            logger.warning("environment %s: process ended (%s)", env.id, reason)
+            await self._commit(
+                env, status="error", phase=None, error=reason, pid=None,
+                ports=self._released_ports(env),
+            )  # fmt: skip
+
+    async def _terminate(self, env: EnvRecord) -> None:
+        """SIGTERM the process group, SIGKILL it after the grace period."""
+        proc = env.proc
+        if proc is None:
+            return
+        proc.stop_requested = True
+        proc_util.signal_group(proc.pid, signal.SIGTERM)
+        if not await self._wait_exit(proc, self.stop_grace):
+            logger.warning("environment %s: killing after %.0fs", env.id, self.stop_grace)
+            proc_util.signal_group(proc.pid, signal.SIGKILL)
+            await self._wait_exit(proc, 5.0)
+        proc_util.signal_group(proc.pid, signal.SIGKILL)
+        env.proc = None
+
+    async def _wait_exit(self, proc: ProcRecord, timeout: float) -> bool:
+        if proc.child is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(proc.exited.wait()), timeout)
+            return proc.exited.is_set()
+        deadline = time.monotonic() + timeout
+        while proc.alive():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        proc.exited.set()
+        return True
+
+    async def _stop_locked(self, env: EnvRecord) -> None:
+        if env.data["status"] == "stopped" and env.proc is None:
+            return
+        if env.proc is not None:
+            await self._commit(env, status="stopping", phase=None)
+            await self._terminate(env)
+        await self._commit(
+            env, status="stopped", phase=None, error=None, pid=None,
+            ports=self._released_ports(env),
+        )  # fmt: skip
+        logger.info("environment %s: stopped", env.id)
+
+    @staticmethod
+    def _released_ports(env: EnvRecord) -> list[dict[str, Any]]:
+        return [dict(p, host_port=None) for p in env.data["ports"] or ()]
+
+    async def _commit(self, env: EnvRecord, **changes: Any) -> None:
+        """Apply changes, persist them atomically, then report the new state."""
+        env.data.update(changes)
+        if env.data["pid"] is None:  # a recycled pid must never look adopted
+            env.data["process_started"] = env.data["pgid"] = None
+        env.data["updated_at"] = now()
+        env.refresh()
+        await env.persist()
+        self._emit(EVENT_UPDATED, env.snapshot)
+
+    def _emit(self, kind: str, snapshot: dict[str, Any]) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(kind, snapshot)
+        except Exception:
+            logger.exception("event callback failed")
