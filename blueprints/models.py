@@ -41,7 +41,7 @@ def validate_env(value: object) -> None:
     for name, val in value.items():
         if not isinstance(name, str) or not ENV_NAME.match(name):
             raise ValidationError(f"{name!r} is not a valid environment variable name.")
-        if name.upper() in RESERVED_ENV:
+        if name.upper() in RESERVED_ENV or name.upper().startswith("PORT_"):
             raise ValidationError(f"{name} is set by the runtime and cannot be overridden.")
         if not isinstance(val, str):
             raise ValidationError(f"The value of {name} must be a string.")

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from relay.choices import TicketKind
 from relay.models import Cluster, Ticket, hash_secret
 from security_center.services import audit_record
 
@@ -92,6 +93,8 @@ def ticket_redeem(
     """
     if not raw or len(raw) > 200:
         return None
+    if kind == TicketKind.PREVIEW and port is None:
+        return None  # a preview ticket only ever opens the port it was issued for
     filters = {"token_hash": hash_secret(raw), "kind": kind}
     if environment_id is not None:
         filters["environment_id"] = environment_id

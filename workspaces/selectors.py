@@ -186,5 +186,10 @@ def workspace_any(workspace_id: str) -> tuple[Workspace, Cluster]:
 
 def running_workspace_count(user) -> int:
     """How many of the member's workspaces count against the running limit."""
-    listing = workspaces_for(user, fresh=True)
+    return running_count_of(user.email)
+
+
+def running_count_of(owner_email: str) -> int:
+    """How many workspaces of `owner_email` count against the running limit (fresh read)."""
+    listing = discover(owner_email=owner_email, fresh=True)
     return sum(1 for w in listing.workspaces if w.status in ACTIVE_STATUSES)

@@ -16,14 +16,16 @@ from contextlib import contextmanager
 from django.core.cache import cache
 from django.db import transaction
 
-from accounts.models import UserTag
+from accounts.models import UserTag, normalize_email
 from blueprints.choices import AIProviderKind
 from blueprints.models import Blueprint
 from blueprints.selectors import blueprint_for_launch
 from portal import ratelimit
 from portal.errors import ApplicationError, RateLimited
 from portal.models import OrganizationSettings
+from relay.choices import TicketKind
 from relay.models import Cluster
+from relay.services import ticket_issue
 from security_center.choices import AuditOutcome
 from security_center.services import audit_record
 from workspaces.controlplane import ClusterUnavailable, get_control_plane
@@ -36,6 +38,7 @@ from workspaces.selectors import (
     OWNER_TAG,
     Workspace,
     discovery_invalidate,
+    running_count_of,
     running_workspace_count,
 )
 
@@ -59,9 +62,9 @@ def _audit(
 
 
 @contextmanager
-def _user_launch_lock(user_id: int) -> Iterator[None]:
-    """Serialise one member's launches across processes so the limit cannot be raced."""
-    key = f"launch-lock:{user_id}"
+def _user_launch_lock(owner_email: str) -> Iterator[None]:
+    """Serialise one member's launches and starts across processes so the limit holds."""
+    key = f"launch-lock:{normalize_email(owner_email)}"
     deadline = time.monotonic() + 15
     while not cache.add(key, 1, timeout=30):
         if time.monotonic() > deadline:
@@ -185,7 +188,7 @@ def workspace_launch(
     cluster = blueprint.cluster
     if not cluster.is_connected:
         raise ClusterUnavailable(cluster.name)
-    with _user_launch_lock(user.pk):
+    with _user_launch_lock(user.email):
         running = running_workspace_count(user)
         if running >= org.max_running_workspaces_per_user:
             _audit(
@@ -223,12 +226,19 @@ def _blueprint_of(workspace: Workspace) -> Blueprint | None:
 
 
 def workspace_start(*, user, workspace: Workspace, cluster: Cluster, ip=None) -> Workspace:
-    """Start a stopped workspace; counts against the running limit like a launch."""
+    """Start a stopped workspace; counts against its owner's running limit like a launch.
+
+    The limit is the owner's even when an admin starts it; a refusal is audited.
+    """
     if workspace.status not in ACTIVE_STATUSES:
         org = OrganizationSettings.load()
-        with _user_launch_lock(user.pk):
-            running = running_workspace_count(user)
+        with _user_launch_lock(workspace.owner_email):
+            running = running_count_of(workspace.owner_email)
             if running >= org.max_running_workspaces_per_user:
+                _audit(
+                    "workspace.start", actor=user, workspace_id=workspace.id, ip=ip,
+                    outcome=AuditOutcome.DENIED, reason="workspace_limit_reached",
+                )  # fmt: skip
                 raise ApplicationError(
                     f"You already have {running} running workspaces "
                     f"(limit {org.max_running_workspaces_per_user}). Stop one first.",
@@ -335,3 +345,45 @@ def workspace_upgrade(*, actor, workspace: Workspace, cluster: Cluster, ip=None)
         "workspace.upgrade", actor=actor, workspace_id=workspace.id, ip=ip, blueprint=blueprint.key
     )
     return Workspace(environment, workspace.tags)
+
+
+def workspace_shell_ticket(*, user, workspace: Workspace, cluster: Cluster, ip=None):
+    """A 30-second single-use ticket to open a terminal on a running workspace.
+
+    Refuses with 409 `workspace_not_running` otherwise. Returns (ticket row, raw value).
+    """
+    if workspace.status != "running":
+        raise ApplicationError(
+            f"The workspace is {workspace.status}; start it first.",
+            code="workspace_not_running",
+            status=409,
+        )
+    return ticket_issue(
+        kind=TicketKind.SHELL, user=user, environment_id=workspace.id, cluster=cluster,
+        client_ip=ip,
+    )  # fmt: skip
+
+
+def workspace_preview_ticket(*, user, workspace: Workspace, cluster: Cluster, port, ip=None):
+    """A 30-second single-use ticket for the preview of one declared port.
+
+    Refuses with 400 (`errors.port`) for a port the blueprint does not declare, and 409
+    `workspace_not_running` when the workspace is not running.
+    """
+    declared = {p["port"] for p in workspace.ports}
+    if not isinstance(port, int) or isinstance(port, bool) or port not in declared:
+        raise ApplicationError(
+            "Invalid input.",
+            code="invalid",
+            extra={"errors": {"port": [f"Choose one of the declared ports: {sorted(declared)}."]}},
+        )
+    if workspace.status != "running":
+        raise ApplicationError(
+            f"The workspace is {workspace.status}; start it first.",
+            code="workspace_not_running",
+            status=409,
+        )
+    return ticket_issue(
+        kind=TicketKind.PREVIEW, user=user, environment_id=workspace.id, cluster=cluster,
+        port=port, client_ip=ip,
+    )  # fmt: skip

@@ -68,7 +68,10 @@ class Runtime(abc.ABC):
 
     @abc.abstractmethod
     async def list(self, selector: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-        """Environments whose metadata match every ``tag: value`` of ``selector``."""
+        """Environments whose metadata match every ``tag: value`` of ``selector``.
+
+        Listings are summaries: every field of ``get`` except ``spec``.
+        """
 
     @abc.abstractmethod
     async def get(self, env_id: str) -> dict[str, Any]:

@@ -198,7 +198,7 @@ class LocalRuntime(Runtime):
         owner = owner.lower() if owner is not None else None
         items = selector.items()
         return [
-            env.snapshot
+            env.summary
             for env in self._envs.values()
             if (owner is None or env.owner == owner)
             and all(env.data["metadata"].get(k) == v for k, v in items)

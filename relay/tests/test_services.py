@@ -110,13 +110,13 @@ def test_a_ticket_is_redeemed_once(member, cluster):
     ("redeem", "wins"),
     [
         ({"kind": PREVIEW, "environment_id": "env-1", "port": 3000}, True),
-        ({"kind": PREVIEW, "environment_id": "env-1"}, True),
+        ({"kind": PREVIEW, "environment_id": "env-1"}, False),
         ({"kind": PREVIEW, "environment_id": "env-2", "port": 3000}, False),
         ({"kind": PREVIEW, "environment_id": "env-1", "port": 3001}, False),
         ({"kind": SHELL, "environment_id": "env-1"}, False),
         ({"kind": SHELL, "environment_id": "env-1", "port": 3000}, False),
     ],
-    ids=["exact", "no port check", "wrong env", "wrong port", "wrong kind", "wrong kind+port"],
+    ids=["exact", "preview needs its port", "wrong env", "wrong port", "wrong kind", "wrong kind+port"],
 )
 def test_a_ticket_is_bound_to_environment_kind_and_port(member, cluster, redeem, wins):
     _, raw = ticket_issue(

@@ -18,6 +18,24 @@ class WorkspaceSerializer(serializers.Serializer):
     ports = serializers.ListField(child=serializers.DictField())
     error = serializers.CharField(source="environment.error", allow_null=True)
 
+    def to_representation(self, instance) -> dict:
+        """Plain dict building: listings of 10 000 workspaces stay fast (fields above are
+        the documented schema and must match)."""
+        environment = instance.environment
+        return {
+            "id": instance.id,
+            "name": instance.name,
+            "status": instance.status,
+            "phase": environment.phase,
+            "blueprint": instance.blueprint,
+            "owner_email": instance.owner_email,
+            "cluster": instance.cluster,
+            "created_at": environment.created_at,
+            "tags": list(instance.tags),
+            "ports": instance.ports,
+            "error": environment.error,
+        }
+
 
 class WorkspaceListSerializer(serializers.Serializer):
     results = WorkspaceSerializer(many=True)
@@ -39,3 +57,15 @@ class TagsSerializer(serializers.Serializer):
 
 class LogsSerializer(serializers.Serializer):
     lines = serializers.ListField(child=serializers.CharField())
+
+
+class TicketSerializer(serializers.Serializer):
+    """A one-time ticket (DESIGN §8: `ticket`, `expires_at`, `url`)."""
+
+    ticket = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    url = serializers.CharField()
+
+
+class PreviewTicketRequestSerializer(serializers.Serializer):
+    port = serializers.IntegerField(min_value=1, max_value=65535)

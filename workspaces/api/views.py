@@ -9,13 +9,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal.api.permissions import IsAdmin
+from relay import links
 from security_center.client_ip import request_client_ip
 from workspaces import services
 from workspaces.api.serializers import (
     LaunchSerializer,
     LogsSerializer,
+    PreviewTicketRequestSerializer,
     RenameSerializer,
     TagsSerializer,
+    TicketSerializer,
     WorkspaceListSerializer,
     WorkspaceSerializer,
 )
@@ -136,6 +139,31 @@ class WorkspaceViewSet(viewsets.ViewSet):
             tag_names=data.validated_data["tags"],
         )
         return Response(WorkspaceSerializer(workspace).data)
+
+    @extend_schema(request=None, responses={201: TicketSerializer})
+    @action(detail=True, methods=["post"], url_path="shell-ticket")
+    def shell_ticket(self, request: Request, pk: str) -> Response:
+        workspace, cluster = workspace_for(request.user, pk)
+        ticket, raw = services.workspace_shell_ticket(
+            user=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
+        )
+        body = {"ticket": raw, "expires_at": ticket.expires_at, "url": links.terminal_url(raw)}
+        return Response(TicketSerializer(body).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=PreviewTicketRequestSerializer, responses={201: TicketSerializer})
+    @action(detail=True, methods=["post"], url_path="preview-ticket")
+    def preview_ticket(self, request: Request, pk: str) -> Response:
+        data = PreviewTicketRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        port = data.validated_data["port"]
+        workspace, cluster = workspace_for(request.user, pk)
+        ticket, raw = services.workspace_preview_ticket(
+            user=request.user, workspace=workspace, cluster=cluster, port=port,
+            ip=request_client_ip(request),
+        )  # fmt: skip
+        url = links.preview_auth_url(workspace.id, port, raw)
+        body = {"ticket": raw, "expires_at": ticket.expires_at, "url": url}
+        return Response(TicketSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
 class AdminWorkspaceViewSet(viewsets.ViewSet):
