@@ -1,0 +1,86 @@
+"""The console's live workspaces page: every workspace of every cluster, with actions.
+
+Workspaces are not rows in the portal database, so this is an admin view, not a
+ModelAdmin. It reads through `workspaces.selectors.discover` (unreachable clusters are
+named on the page) and acts only through `workspaces.services`, so every action is
+audited exactly like its API counterpart.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from portal.errors import ApplicationError
+from relay.models import Cluster
+from security_center.client_ip import request_client_ip
+from workspaces import services
+from workspaces.selectors import discover, workspace_any
+
+STATUSES = ("deploying", "running", "stopping", "stopped", "error", "deleting")
+ACTIONS = {
+    "start": ("started", lambda **kw: services.workspace_start(user=kw.pop("actor"), **kw)),
+    "stop": ("stopped", lambda **kw: services.workspace_stop(user=kw.pop("actor"), **kw)),
+    "restart": ("restarted", lambda **kw: services.workspace_restart(user=kw.pop("actor"), **kw)),
+    "delete": ("deleted", lambda **kw: services.workspace_delete(user=kw.pop("actor"), **kw)),
+    "upgrade": ("upgraded", lambda **kw: services.workspace_upgrade(**kw)),
+}
+
+
+@require_http_methods(["GET", "POST"])
+def workspaces_console(request: HttpRequest, site) -> HttpResponse:
+    """List (filters: status, cluster, owner) and act on any workspace."""
+    if request.method == "POST":
+        return _act(request)
+    status = request.GET.get("status", "")
+    cluster = request.GET.get("cluster", "")
+    owner = request.GET.get("owner", "").strip().lower()
+    try:
+        listing = discover()
+    except ApplicationError as exc:
+        messages.error(request, exc.detail)
+        workspaces, unreachable = [], []
+    else:
+        workspaces, unreachable = listing.workspaces, listing.unreachable
+    if status:
+        workspaces = [w for w in workspaces if w.status == status]
+    if cluster:
+        workspaces = [w for w in workspaces if w.cluster == cluster]
+    if owner:
+        workspaces = [w for w in workspaces if owner in w.owner_email.lower()]
+    context = {
+        **site.each_context(request),
+        "title": "Workspaces",
+        "workspaces": workspaces,
+        "unreachable": unreachable,
+        "statuses": STATUSES,
+        "clusters": list(Cluster.objects.values_list("name", flat=True)),
+        "filters": {"status": status, "cluster": cluster, "owner": owner},
+        "actions": list(ACTIONS),
+    }
+    return TemplateResponse(request, "admin/workspaces/console.html", context)
+
+
+def _act(request: HttpRequest) -> HttpResponseRedirect:
+    action = request.POST.get("action", "")
+    workspace_id = request.POST.get("workspace", "")
+    back = request.POST.get("next") or reverse("admin:workspaces_console")
+    if not back.startswith("/"):
+        back = reverse("admin:workspaces_console")
+    if action not in ACTIONS:
+        messages.error(request, "Unknown action.")
+        return HttpResponseRedirect(back)
+    past, operation = ACTIONS[action]
+    try:
+        workspace, cluster = workspace_any(workspace_id)
+        operation(
+            actor=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
+        )
+    except ApplicationError as exc:
+        messages.error(request, f"Workspace {workspace_id}: {exc.detail}")
+    else:
+        messages.success(request, f"Workspace {workspace.name} ({workspace.id}) {past}.")
+    return HttpResponseRedirect(back)

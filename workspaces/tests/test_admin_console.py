@@ -1,0 +1,75 @@
+"""The console's live workspaces page: list, filters, actions through the services."""
+
+import pytest
+from django.urls import reverse
+
+from accounts.tests.factories import UserFactory
+from security_center.models import AuditEvent
+from workspaces.services import workspace_launch
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def launched(blueprint, member, control_plane):
+    return workspace_launch(user=member, blueprint_key=blueprint.key, name="Shop")
+
+
+def test_admin_sees_every_workspace_with_filters(client, admin_member, launched, control_plane):
+    client.force_login(admin_member)
+    url = reverse("admin:workspaces_console")
+    page = client.get(url)
+    assert page.status_code == 200
+    assert launched.id in page.content.decode() and "Shop" in page.content.decode()
+    assert launched.id not in client.get(url, {"status": "stopped"}).content.decode()
+    assert launched.id not in client.get(url, {"owner": "nobody@"}).content.decode()
+    assert launched.id in client.get(url, {"cluster": "main", "owner": "builder"}).content.decode()
+    index = client.get(reverse("admin:index")).content.decode()
+    assert url in index
+
+
+def test_unreachable_cluster_is_named(client, admin_member, launched, control_plane):
+    control_plane.set_unreachable("main")
+    client.force_login(admin_member)
+    page = client.get(reverse("admin:workspaces_console")).content.decode()
+    assert "Not answering" in page and "main" in page
+
+
+@pytest.mark.parametrize(
+    ("action", "status"),
+    [("stop", "stopped"), ("restart", "running"), ("upgrade", "running")],
+)
+def test_actions_go_through_the_audited_services(
+    client, admin_member, launched, control_plane, action, status
+):
+    client.force_login(admin_member)
+    url = reverse("admin:workspaces_console")
+    response = client.post(url, {"action": action, "workspace": launched.id, "next": url})
+    assert response.status_code == 302
+    record = control_plane.record("main", launched.id)
+    assert record["status"] == status
+    assert AuditEvent.objects.filter(action=f"workspace.{action}", target_id=launched.id).exists()
+
+
+def test_delete_action_removes_the_workspace(client, admin_member, launched, control_plane):
+    client.force_login(admin_member)
+    url = reverse("admin:workspaces_console")
+    client.post(url, {"action": "delete", "workspace": launched.id})
+    assert not control_plane.exists("main", launched.id)
+
+
+def test_unknown_workspace_or_action_is_an_error_message(client, admin_member, control_plane):
+    client.force_login(admin_member)
+    url = reverse("admin:workspaces_console")
+    response = client.post(url, {"action": "stop", "workspace": "env-000000000000"}, follow=True)
+    assert "not found" in response.content.decode().lower()
+    response = client.post(url, {"action": "explode", "workspace": "x"}, follow=True)
+    assert "Unknown action" in response.content.decode()
+
+
+def test_builders_cannot_reach_the_page(client, launched, control_plane):
+    client.force_login(UserFactory())
+    url = reverse("admin:workspaces_console")
+    assert client.get(url).status_code == 302
+    client.post(url, {"action": "delete", "workspace": launched.id})
+    assert control_plane.exists("main", launched.id)
