@@ -230,7 +230,6 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 behaviour now: scheme-less URLs mean https
 LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"
 USE_I18N = True
