@@ -296,16 +296,18 @@ def workspace_rename(
     return Workspace(environment, workspace.tags)
 
 
-def workspace_logs(*, user, workspace: Workspace, cluster: Cluster, tail: int = 200) -> list[str]:
+def workspace_logs(
+    *, user, workspace: Workspace, cluster: Cluster, tail: int = 200, ip=None
+) -> list[str]:
     """The last `tail` lines of the workspace's service log (not stored by the portal)."""
     tail = max(1, min(int(tail), LOG_TAIL_MAX))
     lines = get_control_plane().logs(cluster, workspace.id, tail=tail)
-    _audit("workspace.logs", actor=user, workspace_id=workspace.id, tail=tail)
+    _audit("workspace.logs", actor=user, workspace_id=workspace.id, ip=ip, tail=tail)
     return lines
 
 
 def workspace_set_tags(
-    *, user, workspace: Workspace, cluster: Cluster, tag_names: list[str]
+    *, user, workspace: Workspace, cluster: Cluster, tag_names: list[str], ip=None
 ) -> Workspace:
     """Replace the member's tags on a workspace; unknown names are created as their tags."""
     names = sorted({(n or "").strip().lower() for n in tag_names if (n or "").strip()})
@@ -325,7 +327,7 @@ def workspace_set_tags(
             WorkspaceTagAssignment.objects.get_or_create(
                 cluster=cluster, environment_id=workspace.id, tag=tag
             )
-        _audit("workspace.tags", actor=user, workspace_id=workspace.id, tags=names)
+        _audit("workspace.tags", actor=user, workspace_id=workspace.id, ip=ip, tags=names)
     return Workspace(workspace.environment, names)
 
 

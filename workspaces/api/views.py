@@ -122,7 +122,11 @@ class WorkspaceViewSet(viewsets.ViewSet):
             tail = 200
         workspace, cluster = workspace_for(request.user, pk)
         lines = services.workspace_logs(
-            user=request.user, workspace=workspace, cluster=cluster, tail=tail
+            user=request.user,
+            workspace=workspace,
+            cluster=cluster,
+            tail=tail,
+            ip=request_client_ip(request),
         )
         return Response({"lines": lines})
 
@@ -137,6 +141,7 @@ class WorkspaceViewSet(viewsets.ViewSet):
             workspace=workspace,
             cluster=cluster,
             tag_names=data.validated_data["tags"],
+            ip=request_client_ip(request),
         )
         return Response(WorkspaceSerializer(workspace).data)
 
