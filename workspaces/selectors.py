@@ -125,7 +125,8 @@ def discover(
             envs = per_cluster.get(cluster.name, [])
             found.extend(envs)
             to_cache[keys[cluster.pk]] = envs
-        cache.set_many(to_cache, timeout=settings.DISCOVERY_CACHE_SECONDS)
+        if settings.DISCOVERY_CACHE_SECONDS > 0:
+            cache.set_many(to_cache, timeout=settings.DISCOVERY_CACHE_SECONDS)
     found.sort(key=lambda e: (e.created_at or "", e.id), reverse=True)
     return Discovery(_with_tags(found), sorted(unreachable))
 
