@@ -99,7 +99,9 @@ class RemoteStream:
         layer = get_channel_layer()
         if layer is None:
             raise TunnelUnavailable("no channel layer to reach the tunnel's process")
-        reply = await layer.new_channel("relay.")
+        # The default prefix: channels-redis reads every specific channel of a process
+        # through one shared list, and another prefix would starve behind it.
+        reply = await layer.new_channel()
         stream = cls(tunnel_channel, reply)
         try:
             await stream._send({"type": "relay.open", "request": request})
