@@ -27,12 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.harness import Agent, Api, Portal, manage, wait_until  # noqa: E402
+from tests.harness import Agent, Api, Portal, manage, wait_until
 
 OWNER = "admin@portal.localhost"
 SPEC = {
     "image": "python:3.11-slim",
-    "start_command": "exec python3 -m http.server \"$PORT\" --bind 127.0.0.1",
+    "start_command": 'exec python3 -m http.server "$PORT" --bind 127.0.0.1',
     "setup_script": "",
     "git_repository": "",
     "env": {},
@@ -70,7 +70,7 @@ def fabricate(data_dir: Path, count: int, mine: int) -> None:
 
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def measure(api: Api, path: str, requests: int) -> tuple[float, float, int]:
@@ -127,7 +127,7 @@ def main() -> None:
             try:
                 api = Api(portal.url, portal.token_for(OWNER))
                 wait_until(
-                    lambda: api("GET", "/workspaces").json()["unreachable_clusters"] == [],
+                    lambda api=api: api("GET", "/workspaces").json()["unreachable_clusters"] == [],
                     timeout=60,
                     what="agent connected",
                 )
@@ -143,15 +143,21 @@ def main() -> None:
                 portal.stop()
 
     print("\nWorkspace discovery through portal -> tunnel -> agent (cache off)")
-    print(f"{'environments':>12} | {'mine p50':>9} | {'mine p99':>9} | {'listed':>6} | "
-          f"{'all p50':>9} | {'all p99':>9} | {'listed':>6}")
+    print(
+        f"{'environments':>12} | {'mine p50':>9} | {'mine p99':>9} | {'listed':>6} | "
+        f"{'all p50':>9} | {'all p99':>9} | {'listed':>6}"
+    )
     print("-" * 78)
     for count, (m50, m99, msize), (a50, a99, asize) in rows:
-        print(f"{count:>12} | {m50:>7.1f}ms | {m99:>7.1f}ms | {msize:>6} | "
-              f"{a50:>7.1f}ms | {a99:>7.1f}ms | {asize:>6}")
+        print(
+            f"{count:>12} | {m50:>7.1f}ms | {m99:>7.1f}ms | {msize:>6} | "
+            f"{a50:>7.1f}ms | {a99:>7.1f}ms | {asize:>6}"
+        )
     if launch:
-        print(f"\nLaunch-to-running (demo blueprint, local runtime, {len(launch)} runs): "
-              f"median {statistics.median(launch):.2f} s, max {max(launch):.2f} s")
+        print(
+            f"\nLaunch-to-running (demo blueprint, local runtime, {len(launch)} runs): "
+            f"median {statistics.median(launch):.2f} s, max {max(launch):.2f} s"
+        )
 
 
 _RAISE_LIMITS = (

@@ -116,7 +116,14 @@ def test_a_ticket_is_redeemed_once(member, cluster):
         ({"kind": SHELL, "environment_id": "env-1"}, False),
         ({"kind": SHELL, "environment_id": "env-1", "port": 3000}, False),
     ],
-    ids=["exact", "preview needs its port", "wrong env", "wrong port", "wrong kind", "wrong kind+port"],
+    ids=[
+        "exact",
+        "preview needs its port",
+        "wrong env",
+        "wrong port",
+        "wrong kind",
+        "wrong kind+port",
+    ],
 )
 def test_a_ticket_is_bound_to_environment_kind_and_port(member, cluster, redeem, wins):
     _, raw = ticket_issue(

@@ -1,0 +1,287 @@
+"""Preview throughput and latency: direct, through Enclave, through configurable-http-proxy.
+
+One run, loopback only, bounded (about two minutes with the defaults). A small asyncio
+HTTP/1.1 app with keep-alive runs *inside a workspace* (local runtime) and serves
+`/small` (1 KiB) and `/large` (1 MiB). The same app is measured:
+
+* direct — the client talks to the app's loopback port;
+* enclave-daphne / enclave-uvicorn — browser path: portal (under that server) → tunnel →
+  agent → app, with a real preview cookie, on the preview Host;
+* chp — JupyterHub's `configurable-http-proxy` (npm, node_modules/.bin) in front of the app.
+
+The client is a raw asyncio HTTP/1.1 keep-alive client in this process: N connections
+each sending requests back to back for a fixed time. Printed per way and size:
+requests/s at concurrency N, and p50/p99 latency at concurrency N and at concurrency 1
+(the latter is what one browser tab feels; "added" compares it with direct).
+
+Targets (issue 5): Enclave's small-response throughput ≥ configurable-http-proxy's in the
+same run; p50 added latency ≤ 2 ms over direct.
+
+Run: `.venv/bin/python bench/preview.py [--duration 4] [--concurrency 16]`
+(needs `npm ci` for configurable-http-proxy; that way is skipped when it is missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.harness import (  # noqa: E402
+    Agent,
+    Api,
+    Portal,
+    PreviewClient,
+    create_blueprint,
+    free_port,
+    setup_script_writing,
+    wait_until,
+)
+
+APP = r"""
+import asyncio, os
+
+SMALL = b"s" * 1024
+LARGE = b"L" * (1024 * 1024)
+
+
+async def handle(reader, writer):
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            path = head.split(b" ", 2)[1]
+            body = LARGE if path == b"/large" else SMALL
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body)
+            )
+            writer.write(body)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", int(os.environ["PORT"]))
+    await server.serve_forever()
+
+
+asyncio.run(main())
+"""
+
+SIZES = {"1 KiB": "/small", "1 MiB": "/large"}
+
+
+@dataclass
+class Target:
+    name: str
+    port: int
+    host: str
+    cookie: str = ""
+
+
+@dataclass
+class Result:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+async def _one(reader, writer, request: bytes) -> None:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = head[9:12]
+    if status != b"200":
+        raise RuntimeError(f"HTTP {status.decode()}: {head[:200]!r}")
+    lower = head.lower()
+    index = lower.find(b"content-length:")
+    if index >= 0:
+        length = int(lower[index + 15 : lower.find(b"\r\n", index)])
+        await reader.readexactly(length)
+        return
+    while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+        await reader.readexactly(size + 2)
+    await reader.readuntil(b"\r\n")
+
+
+async def _worker(target: Target, path: str, until: float, latencies: list[float]) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", target.port, limit=1 << 20)
+    cookie = f"Cookie: {target.cookie}\r\n" if target.cookie else ""
+    request = f"GET {path} HTTP/1.1\r\nHost: {target.host}\r\n{cookie}\r\n".encode()
+    errors = 0
+    try:
+        while time.perf_counter() < until:
+            started = time.perf_counter()
+            try:
+                await _one(reader, writer, request)
+            except (RuntimeError, asyncio.IncompleteReadError, ConnectionError):
+                errors += 1
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", target.port)
+                continue
+            latencies.append(time.perf_counter() - started)
+    finally:
+        writer.close()
+    return errors
+
+
+async def measure(target: Target, path: str, concurrency: int, duration: float) -> Result:
+    await _run(target, path, concurrency, min(1.0, duration / 4), [])  # warm-up
+    latencies: list[float] = []
+    started = time.perf_counter()
+    errors = await _run(target, path, concurrency, duration, latencies)
+    elapsed = time.perf_counter() - started
+    if not latencies:
+        return Result(0.0, float("nan"), float("nan"), errors)
+    ordered = sorted(latencies)
+    return Result(
+        len(latencies) / elapsed,
+        statistics.median(ordered) * 1000,
+        ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+        errors,
+    )
+
+
+async def _run(target, path, concurrency, duration, latencies) -> int:
+    until = time.perf_counter() + duration
+    counts = await asyncio.gather(
+        *(_worker(target, path, until, latencies) for _ in range(concurrency))
+    )
+    return sum(counts)
+
+
+def start_chp(app_port: int) -> tuple[subprocess.Popen | None, int]:
+    binary = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+    if not binary.exists():
+        print("configurable-http-proxy missing (run `npm ci`): skipping that way")
+        return None, 0
+    port, api_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [str(binary), "--ip", "127.0.0.1", "--port", str(port), "--api-ip", "127.0.0.1",
+         "--api-port", str(api_port), "--default-target", f"http://127.0.0.1:{app_port}",
+         "--log-level", "warn"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_until(lambda: _answers(port), what="configurable-http-proxy")
+    return proc, port
+
+
+def _answers(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def launch_app(portal: Portal, api: Api, agent: Agent) -> tuple[str, int]:
+    create_blueprint(
+        api, "bench-app", setup_script=setup_script_writing("app.py", APP),
+        start_command="exec python3 app.py",
+    )  # fmt: skip
+    response = api("POST", "/workspaces", json={"blueprint": "bench-app"})
+    response.raise_for_status()
+    workspace_id = response.json()["id"]
+    api.wait_status(workspace_id, "running", timeout=60)
+    return workspace_id, agent.environment(workspace_id)["ports"][0]["host_port"]
+
+
+def enclave_target(name: str, portal: Portal, api: Api, workspace_id: str) -> Target:
+    ticket = api("POST", f"/workspaces/{workspace_id}/preview-ticket", json={"port": 3000})
+    ticket.raise_for_status()
+    client = PreviewClient.from_ticket_url(portal, ticket.json()["url"])
+    wait_until(lambda: client.get("/small").status_code == 200, what="preview answering")
+    return Target(name, portal.port, urlsplit(ticket.json()["url"]).netloc, client.cookie)
+
+
+def run_ways(targets: list[Target], concurrency: int, duration: float) -> list[tuple]:
+    rows = []
+    for target in targets:
+        for label, path in SIZES.items():
+            loaded = asyncio.run(measure(target, path, concurrency, duration))
+            single = asyncio.run(measure(target, path, 1, duration / 2))
+            rows.append((target.name, label, loaded, single))
+            print(f"  measured {target.name:<16} {label}", file=sys.stderr)
+    return rows
+
+
+def print_table(rows: list[tuple], concurrency: int) -> None:
+    direct = {label: single.p50_ms for name, label, _, single in rows if name == "direct"}
+    print(
+        f"\n{'way':<16} | {'size':<5} | {'req/s @' + str(concurrency):>9} | {'p50':>7} | "
+        f"{'p99':>7} | {'p50 @1':>7} | {'p99 @1':>7} | {'added p50 @1':>12} | errors"
+    )
+    print("-" * 104)
+    for name, label, loaded, single in rows:
+        added = single.p50_ms - direct.get(label, float("nan"))
+        print(
+            f"{name:<16} | {label:<5} | {loaded.requests_per_s:>9.0f} | "
+            f"{loaded.p50_ms:>5.2f}ms | {loaded.p99_ms:>5.2f}ms | {single.p50_ms:>5.2f}ms | "
+            f"{single.p99_ms:>5.2f}ms | {added:>10.2f}ms | {loaded.errors + single.errors}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per measurement")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--servers", default="daphne,uvicorn")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="enclave-bench-preview-"))
+    port = free_port()
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    portal = Portal(var_dir=work / "portal", port=port, server=servers[0])
+    portal.env_extra["LOG_LEVEL"] = "WARNING"
+    portal.prepare()
+    portal.start()
+    agent = Agent(portal.url, portal.agent_token, work / "agent").start()
+    chp = None
+    try:
+        api = Api(portal.url, portal.token_for("admin@portal.localhost"))
+        wait_until(
+            lambda: api("GET", "/workspaces").json()["unreachable_clusters"] == [],
+            what="agent connected",
+        )
+        workspace_id, app_port = launch_app(portal, api, agent)
+        chp, chp_port = start_chp(app_port)
+        targets = [Target("direct", app_port, f"127.0.0.1:{app_port}")]
+        if chp is not None:
+            targets.append(Target("chp", chp_port, f"127.0.0.1:{chp_port}"))
+        rows = run_ways(targets, args.concurrency, args.duration)
+        for server in servers:
+            if server != portal.server:
+                portal.stop()
+                portal = Portal(var_dir=work / "portal", port=port, server=server)
+                portal.env_extra["LOG_LEVEL"] = "WARNING"
+                portal.start()
+                wait_until(
+                    lambda: api("GET", "/workspaces").json()["unreachable_clusters"] == [],
+                    timeout=60,
+                    what="agent reconnected",
+                )
+            target = enclave_target(f"enclave-{server}", portal, api, workspace_id)
+            rows += run_ways([target], args.concurrency, args.duration)
+        print_table(rows, args.concurrency)
+    finally:
+        if chp is not None:
+            chp.terminate()
+            chp.wait()
+        agent.stop()
+        agent.kill_workspaces()
+        portal.stop()
+
+
+if __name__ == "__main__":
+    main()
