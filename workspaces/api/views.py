@@ -40,10 +40,56 @@ def _listing(discovery, request: Request | None = None) -> dict:
     }
 
 
-class WorkspaceViewSet(viewsets.ViewSet):
-    """The member's own workspaces. Someone else's workspace answers 404, and nothing happens."""
+class _LifecycleViewSet(viewsets.ViewSet):
+    """Detail, delete and lifecycle verbs shared by the builder and admin viewsets.
+
+    Subclasses say how an id resolves to a workspace (`_resolve`): the owner's own
+    workspaces only, or any workspace for admins. Everything else is the same services.
+    """
 
     lookup_value_regex = WORKSPACE_ID
+
+    def _operate(self, request: Request, pk: str, operation) -> Response:
+        workspace, cluster = self._resolve(request, pk)
+        workspace = operation(
+            user=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
+        )
+        return Response(WorkspaceSerializer(workspace).data)
+
+    @extend_schema(responses=WorkspaceSerializer)
+    def retrieve(self, request: Request, pk: str) -> Response:
+        workspace, _ = self._resolve(request, pk)
+        return Response(WorkspaceSerializer(workspace).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request: Request, pk: str) -> Response:
+        workspace, cluster = self._resolve(request, pk)
+        services.workspace_delete(
+            user=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses=WorkspaceSerializer)
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, pk: str) -> Response:
+        return self._operate(request, pk, services.workspace_start)
+
+    @extend_schema(request=None, responses=WorkspaceSerializer)
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk: str) -> Response:
+        return self._operate(request, pk, services.workspace_stop)
+
+    @extend_schema(request=None, responses=WorkspaceSerializer)
+    @action(detail=True, methods=["post"])
+    def restart(self, request: Request, pk: str) -> Response:
+        return self._operate(request, pk, services.workspace_restart)
+
+
+class WorkspaceViewSet(_LifecycleViewSet):
+    """The member's own workspaces. Someone else's workspace answers 404, and nothing happens."""
+
+    def _resolve(self, request: Request, pk: str):
+        return workspace_for(request.user, pk)
 
     @extend_schema(responses=WorkspaceListSerializer)
     def list(self, request: Request) -> Response:
@@ -61,16 +107,11 @@ class WorkspaceViewSet(viewsets.ViewSet):
         )
         return Response(WorkspaceSerializer(workspace).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=WorkspaceSerializer)
-    def retrieve(self, request: Request, pk: str) -> Response:
-        workspace, _ = workspace_for(request.user, pk)
-        return Response(WorkspaceSerializer(workspace).data)
-
     @extend_schema(request=RenameSerializer, responses=WorkspaceSerializer)
     def partial_update(self, request: Request, pk: str) -> Response:
         data = RenameSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        workspace, cluster = workspace_for(request.user, pk)
+        workspace, cluster = self._resolve(request, pk)
         workspace = services.workspace_rename(
             user=request.user,
             workspace=workspace,
@@ -79,36 +120,6 @@ class WorkspaceViewSet(viewsets.ViewSet):
             ip=request_client_ip(request),
         )
         return Response(WorkspaceSerializer(workspace).data)
-
-    @extend_schema(responses={204: None})
-    def destroy(self, request: Request, pk: str) -> Response:
-        workspace, cluster = workspace_for(request.user, pk)
-        services.workspace_delete(
-            user=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
-        )
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-    def _lifecycle(self, request: Request, pk: str, operation) -> Response:
-        workspace, cluster = workspace_for(request.user, pk)
-        workspace = operation(
-            user=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
-        )
-        return Response(WorkspaceSerializer(workspace).data)
-
-    @extend_schema(request=None, responses=WorkspaceSerializer)
-    @action(detail=True, methods=["post"])
-    def start(self, request: Request, pk: str) -> Response:
-        return self._lifecycle(request, pk, services.workspace_start)
-
-    @extend_schema(request=None, responses=WorkspaceSerializer)
-    @action(detail=True, methods=["post"])
-    def stop(self, request: Request, pk: str) -> Response:
-        return self._lifecycle(request, pk, services.workspace_stop)
-
-    @extend_schema(request=None, responses=WorkspaceSerializer)
-    @action(detail=True, methods=["post"])
-    def restart(self, request: Request, pk: str) -> Response:
-        return self._lifecycle(request, pk, services.workspace_restart)
 
     @extend_schema(
         parameters=[OpenApiParameter("tail", int, description="Lines (1-2000, default 200)")],
@@ -120,7 +131,7 @@ class WorkspaceViewSet(viewsets.ViewSet):
             tail = int(request.query_params.get("tail", 200))
         except ValueError:
             tail = 200
-        workspace, cluster = workspace_for(request.user, pk)
+        workspace, cluster = self._resolve(request, pk)
         lines = services.workspace_logs(
             user=request.user,
             workspace=workspace,
@@ -135,7 +146,7 @@ class WorkspaceViewSet(viewsets.ViewSet):
     def tags(self, request: Request, pk: str) -> Response:
         data = TagsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        workspace, cluster = workspace_for(request.user, pk)
+        workspace, cluster = self._resolve(request, pk)
         workspace = services.workspace_set_tags(
             user=request.user,
             workspace=workspace,
@@ -148,7 +159,7 @@ class WorkspaceViewSet(viewsets.ViewSet):
     @extend_schema(request=None, responses={201: TicketSerializer})
     @action(detail=True, methods=["post"], url_path="shell-ticket")
     def shell_ticket(self, request: Request, pk: str) -> Response:
-        workspace, cluster = workspace_for(request.user, pk)
+        workspace, cluster = self._resolve(request, pk)
         ticket, raw = services.workspace_shell_ticket(
             user=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
         )
@@ -161,7 +172,7 @@ class WorkspaceViewSet(viewsets.ViewSet):
         data = PreviewTicketRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         port = data.validated_data["port"]
-        workspace, cluster = workspace_for(request.user, pk)
+        workspace, cluster = self._resolve(request, pk)
         ticket, raw = services.workspace_preview_ticket(
             user=request.user, workspace=workspace, cluster=cluster, port=port,
             ip=request_client_ip(request),
@@ -171,11 +182,13 @@ class WorkspaceViewSet(viewsets.ViewSet):
         return Response(TicketSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
-class AdminWorkspaceViewSet(viewsets.ViewSet):
+class AdminWorkspaceViewSet(_LifecycleViewSet):
     """Every workspace of every cluster, for admins; lifecycle and upgrade actions."""
 
     permission_classes = [IsAdmin]
-    lookup_value_regex = WORKSPACE_ID
+
+    def _resolve(self, request: Request, pk: str):
+        return workspace_any(pk)
 
     @extend_schema(
         parameters=[
@@ -188,45 +201,10 @@ class AdminWorkspaceViewSet(viewsets.ViewSet):
     def list(self, request: Request) -> Response:
         return Response(_listing(discover(), request))
 
-    @extend_schema(responses=WorkspaceSerializer)
-    def retrieve(self, request: Request, pk: str) -> Response:
-        workspace, _ = workspace_any(pk)
-        return Response(WorkspaceSerializer(workspace).data)
-
-    @extend_schema(responses={204: None})
-    def destroy(self, request: Request, pk: str) -> Response:
-        workspace, cluster = workspace_any(pk)
-        services.workspace_delete(
-            user=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
-        )
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-    def _admin_op(self, request: Request, pk: str, operation) -> Response:
-        workspace, cluster = workspace_any(pk)
-        workspace = operation(
-            user=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
-        )
-        return Response(WorkspaceSerializer(workspace).data)
-
-    @extend_schema(request=None, responses=WorkspaceSerializer)
-    @action(detail=True, methods=["post"])
-    def start(self, request: Request, pk: str) -> Response:
-        return self._admin_op(request, pk, services.workspace_start)
-
-    @extend_schema(request=None, responses=WorkspaceSerializer)
-    @action(detail=True, methods=["post"])
-    def stop(self, request: Request, pk: str) -> Response:
-        return self._admin_op(request, pk, services.workspace_stop)
-
-    @extend_schema(request=None, responses=WorkspaceSerializer)
-    @action(detail=True, methods=["post"])
-    def restart(self, request: Request, pk: str) -> Response:
-        return self._admin_op(request, pk, services.workspace_restart)
-
     @extend_schema(request=None, responses=WorkspaceSerializer)
     @action(detail=True, methods=["post"])
     def upgrade(self, request: Request, pk: str) -> Response:
-        workspace, cluster = workspace_any(pk)
+        workspace, cluster = self._resolve(request, pk)
         workspace = services.workspace_upgrade(
             actor=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
         )
