@@ -1,4 +1,4 @@
-# The Enclave portal: daphne serving portal.asgi on port 8000 as a non-root user.
+# The Enclave portal: uvicorn serving portal.asgi on port 8000 as a non-root user.
 # Configure with environment variables (see .env.example); DJANGO_SECRET_KEY and
 # PORTAL_ENCRYPTION_KEYS are required. Agents run next to the workspaces, not in this image.
 FROM node:20-slim AS static
@@ -23,4 +23,5 @@ RUN DJANGO_SECRET_KEY=collectstatic-only PORTAL_VAR_DIR=/tmp/build \
     && useradd --system --uid 10001 --home-dir /var/lib/enclave --create-home enclave
 USER enclave
 EXPOSE 8000
-CMD ["daphne", "--bind", "0.0.0.0", "--port", "8000", "--proxy-headers", "portal.asgi:application"]
+CMD ["uvicorn", "portal.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
+     "--ws", "websockets", "--lifespan", "off", "--no-proxy-headers", "--no-server-header"]

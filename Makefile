@@ -45,6 +45,8 @@ migrations-check: setup
 
 bench: setup
 	DEBUG=true $(PY) bench/discovery.py
+	DEBUG=true $(PY) bench/terminal.py
+	DEBUG=true $(PY) bench/preview.py
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles static/vendor

@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=LOG_LEVELS,
         help="log verbosity (env ENCLAVE_LOG_LEVEL, default INFO)",
     )
+    parser.add_argument(
+        "--shell-grace",
+        type=float,
+        default=env.get("ENCLAVE_SHELL_GRACE", "300"),
+        help="seconds a terminal's shell outlives a dropped browser, so a reconnect resumes "
+        "it (env ENCLAVE_SHELL_GRACE, default 300)",
+    )
     parser.add_argument("--version", action="version", version=f"enclave-agent {__version__}")
     return parser
 
@@ -72,7 +79,9 @@ async def serve(args: argparse.Namespace) -> None:
     """Load the runtime, keep the tunnel up until a signal arrives."""
     runtime = LocalRuntime(args.data_dir)
     await runtime.load()
-    tunnel = Tunnel(portal_url=args.portal_url, token=args.token, runtime=runtime)
+    tunnel = Tunnel(
+        portal_url=args.portal_url, token=args.token, runtime=runtime, shell_grace=args.shell_grace
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, tunnel.stop)

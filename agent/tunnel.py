@@ -30,9 +30,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from agent import __version__, protocol
+from agent.forward import Forwarder
 from agent.multiplex import Multiplexer, Stream, StreamHandler
 from agent.rpc import RpcDispatcher
 from agent.runtimes.base import Runtime
+from agent.shell import ShellService
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +100,7 @@ class Tunnel:
         backoff_cap: float = BACKOFF_CAP,
         stable_after: float = STABLE_AFTER,
         open_timeout: float = 10.0,
+        shell_grace: float | None = None,
     ) -> None:
         self.url = tunnel_url(portal_url)
         self.runtime = runtime
@@ -115,11 +118,14 @@ class Tunnel:
         self._closing: asyncio.Future[None] | None = None
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(EVENT_QUEUE)
         self.dispatcher = RpcDispatcher(runtime, agent_info=self.info)
+        self.forwarder = Forwarder(runtime)
+        grace = {} if shell_grace is None else {"grace": shell_grace}
+        self.shells = ShellService(runtime, **grace)
         self.handlers: dict[str, StreamHandler] = {
             "rpc": self.dispatcher.handle_stream,
-            "shell": self._refuse,
-            "http": self._refuse,
-            "websocket": self._refuse,
+            "shell": self.shells.handle_stream,
+            "http": self.forwarder.handle_http,
+            "websocket": self.forwarder.handle_websocket,
         }
         runtime.on_event = self.publish_event
 

@@ -42,6 +42,7 @@ from tests.harness import (  # noqa: E402
     Api,
     Portal,
     PreviewClient,
+    UvicornPortal,
     create_blueprint,
     free_port,
     setup_script_writing,
@@ -213,37 +214,51 @@ def run_ways(targets: list[Target], concurrency: int, duration: float) -> list[t
             loaded = asyncio.run(measure(target, path, concurrency, duration))
             single = asyncio.run(measure(target, path, 1, duration / 2))
             rows.append((target.name, label, loaded, single))
-            print(f"  measured {target.name:<16} {label}", file=sys.stderr)
+            print(f"  measured {target.name:<34} {label}", file=sys.stderr)
     return rows
 
 
 def print_table(rows: list[tuple], concurrency: int) -> None:
     direct = {label: single.p50_ms for name, label, _, single in rows if name == "direct"}
     print(
-        f"\n{'way':<16} | {'size':<5} | {'req/s @' + str(concurrency):>9} | {'p50':>7} | "
+        f"\n{'way':<34} | {'size':<5} | {'req/s @' + str(concurrency):>9} | {'p50':>7} | "
         f"{'p99':>7} | {'p50 @1':>7} | {'p99 @1':>7} | {'added p50 @1':>12} | errors"
     )
-    print("-" * 104)
+    print("-" * 122)
     for name, label, loaded, single in rows:
         added = single.p50_ms - direct.get(label, float("nan"))
         print(
-            f"{name:<16} | {label:<5} | {loaded.requests_per_s:>9.0f} | "
+            f"{name:<34} | {label:<5} | {loaded.requests_per_s:>9.0f} | "
             f"{loaded.p50_ms:>5.2f}ms | {loaded.p99_ms:>5.2f}ms | {single.p50_ms:>5.2f}ms | "
             f"{single.p99_ms:>5.2f}ms | {added:>10.2f}ms | {loaded.errors + single.errors}"
         )
+
+
+def make_portal(work: Path, port: int, server: str) -> Portal:
+    """`daphne`, or `uvicorn:<ws implementation>` (e.g. `uvicorn:websockets`)."""
+    name, _, ws = server.partition(":")
+    if name == "uvicorn":
+        portal: Portal = UvicornPortal(var_dir=work / "portal", port=port, ws=ws or "auto")
+    else:
+        portal = Portal(var_dir=work / "portal", port=port, server=name)
+    portal.env_extra["LOG_LEVEL"] = "WARNING"
+    return portal
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per measurement")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--servers", default="daphne,uvicorn")
+    parser.add_argument(
+        "--servers",
+        default="daphne,uvicorn:websockets,uvicorn:websockets-sansio",
+        help="portal servers to measure; uvicorn:<ws implementation>",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="enclave-bench-preview-"))
     port = free_port()
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    portal = Portal(var_dir=work / "portal", port=port, server=servers[0])
-    portal.env_extra["LOG_LEVEL"] = "WARNING"
+    portal = make_portal(work, port, servers[0])
     portal.prepare()
     portal.start()
     agent = Agent(portal.url, portal.agent_token, work / "agent").start()
@@ -260,11 +275,10 @@ def main() -> None:
         if chp is not None:
             targets.append(Target("chp", chp_port, f"127.0.0.1:{chp_port}"))
         rows = run_ways(targets, args.concurrency, args.duration)
-        for server in servers:
-            if server != portal.server:
+        for index, server in enumerate(servers):
+            if index:
                 portal.stop()
-                portal = Portal(var_dir=work / "portal", port=port, server=server)
-                portal.env_extra["LOG_LEVEL"] = "WARNING"
+                portal = make_portal(work, port, server)
                 portal.start()
                 wait_until(
                     lambda: api("GET", "/workspaces").json()["unreachable_clusters"] == [],

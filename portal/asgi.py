@@ -1,6 +1,11 @@
 """The one ASGI entry point: HTTP to Django, WebSockets to the relay consumers.
 
-Served by daphne or uvicorn: `daphne portal.asgi:application`.
+Served by uvicorn (the production default, see docs/performance.md) or daphne:
+`uvicorn portal.asgi:application --ws websockets --lifespan off`.
+
+Every HTTP request and WebSocket whose Host is under `PREVIEW_DOMAIN` goes to the
+preview origin's own app (`relay.consumers.preview`) before anything else: no Django
+view, middleware or cookie of the portal ever serves a preview host.
 """
 
 import os
@@ -12,11 +17,19 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from relay.consumers import preview  # noqa: E402
 from relay.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
+portal_application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )
+
+
+async def application(scope, receive, send):
+    """Route by Host: preview origins to the preview app, the rest to the portal."""
+    if scope["type"] in ("http", "websocket") and preview.is_preview_host(scope):
+        return await preview.application(scope, receive, send)
+    return await portal_application(scope, receive, send)

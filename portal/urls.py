@@ -22,4 +22,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("", include("accounts.urls")),
+    path("", include("workspaces.urls")),
+    path("", include("relay.urls")),
 ]

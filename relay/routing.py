@@ -2,8 +2,10 @@
 
 from django.urls import path
 
+from relay.consumers.terminal import TerminalConsumer
 from relay.consumers.tunnel import TunnelConsumer
 
 websocket_urlpatterns = [
     path("agent/v1/tunnel", TunnelConsumer.as_asgi()),
+    path("ws/terminal/", TerminalConsumer.as_asgi()),
 ]

@@ -10,8 +10,11 @@ from __future__ import annotations
 from django.contrib import admin
 
 from portal.admin import ReadOnlyAdmin, ServiceAdmin
+from portal.errors import ApplicationError
+from security_center.client_ip import request_client_ip
 from security_center.models import AuditEvent, ConnectionSession, FirewallEvent, FirewallRule
 from security_center.services import (
+    connection_terminate,
     firewall_rule_delete,
     firewall_rule_save,
     firewall_rule_set_enabled,
@@ -94,8 +97,14 @@ class SessionStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(ConnectionSession)
-class ConnectionSessionAdmin(ReadOnlyAdmin):
-    """Terminal and preview sessions: who, from where, to which workspace, how much."""
+class ConnectionSessionAdmin(ReadOnlyAdmin, ServiceAdmin):
+    """Terminal and preview sessions: who, from where, to which workspace, how much.
+
+    The records stay read-only; "End session" closes live ones through
+    `connection_terminate` (audited, the browser is told).
+    """
+
+    actions = ["end_session"]
 
     list_display = [
         "email",
@@ -129,6 +138,20 @@ class ConnectionSessionAdmin(ReadOnlyAdmin):
         "bytes_out",
         "requests",
     ]
+
+    def has_end_permission(self, request) -> bool:
+        return bool(getattr(request.user, "is_admin", False) or request.user.is_superuser)
+
+    @admin.action(description="End session", permissions=["end"])
+    def end_session(self, request, queryset) -> None:
+        ip = request_client_ip(request)
+
+        def end(session: ConnectionSession) -> bool:
+            if not connection_terminate(session=session, actor=request.user, ip=ip):
+                raise ApplicationError("already ended", code="connection_ended", status=409)
+            return True
+
+        self.run_service(request, queryset, end, done="Ended {count} session(s).")
 
 
 @admin.register(AuditEvent)

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
@@ -331,3 +331,68 @@ def connection_close(
         bytes_out=F("bytes_out") + bytes_out,
     )
     return bool(updated)
+
+
+def preview_sessions_end_idle(*, idle_for: timedelta, now: datetime | None = None) -> int:
+    """End every open preview session with no activity for `idle_for`; returns how many.
+
+    Activity is `last_activity_at` (the preview proxy refreshes it every few seconds while
+    requests or WebSocket messages flow, and while a WebSocket stays open). Ended sessions
+    get `close_reason="idle"`; their cookies stop working at the next request. Safe to
+    run from many processes at once: each session is ended exactly once.
+    """
+    cutoff = (now or timezone.now()) - idle_for
+    return ConnectionSession.objects.filter(
+        kind=ConnectionKind.PREVIEW, ended_at__isnull=True, last_activity_at__lt=cutoff
+    ).update(ended_at=now or timezone.now(), close_reason="idle")
+
+
+TERMINATED_BY_ADMIN = "terminated_by_admin"
+TERMINATE_MESSAGE = {"type": "connection.terminate"}
+"""Channel-layer message the consumer holding a session receives when an admin ends it."""
+
+
+def connection_terminate(*, session: ConnectionSession, actor, ip: str | None = None) -> bool:
+    """End a live terminal or preview session on an admin's behalf (audited).
+
+    The row is closed with reason `terminated_by_admin` and an audit entry is written in
+    one transaction; once committed, the consumer holding the connection is told through
+    the channel layer (`connection.terminate`) and closes the browser's socket with a
+    message. Returns False — and changes, audits and sends nothing — when the session had
+    already ended. A consumer that cannot be reached (its process is gone) leaves the row
+    closed all the same.
+    """
+    with transaction.atomic():
+        if not connection_close(session_id=session.pk, reason=TERMINATED_BY_ADMIN):
+            return False
+        audit_record(
+            action="connection.terminate",
+            actor=actor,
+            target_type="connection",
+            target_id=session.pk,
+            ip=ip,
+            details={
+                "kind": session.kind,
+                "email": session.email,
+                "environment_id": session.environment_id,
+            },
+        )
+        channel_name = session.channel_name
+        if channel_name:
+            transaction.on_commit(lambda: _notify_consumer(channel_name))
+    session.refresh_from_db()
+    return True
+
+
+def _notify_consumer(channel_name: str) -> None:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None:
+        logger.warning("no channel layer: cannot reach the consumer of %s", channel_name)
+        return
+    try:
+        async_to_sync(layer.send)(channel_name, dict(TERMINATE_MESSAGE))
+    except Exception:
+        logger.exception("could not tell %s to end its session", channel_name)

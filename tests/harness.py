@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -90,7 +91,7 @@ class Portal:
 
     @property
     def env(self) -> dict[str, str]:
-        return base_env(self.var_dir, PORTAL_URL=self.url, **self.env_extra)
+        return base_env(self.var_dir, **{"PORTAL_URL": self.url, **self.env_extra})
 
     def prepare(self) -> None:
         """Migrate, create the admin and the demo data (idempotent)."""
@@ -221,3 +222,95 @@ class Api:
             timeout=timeout,
             what=f"workspace {workspace_id} {status}",
         )
+
+
+@dataclass
+class UvicornPortal(Portal):
+    """A portal under uvicorn with an explicit WebSocket implementation (`--ws`)."""
+
+    server: str = "uvicorn"
+    ws: str = "websockets"
+
+    def start(self) -> Portal:
+        argv = [
+            sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1",
+            "--port", str(self.port), "--no-access-log", "--ws", self.ws, "--lifespan", "off",
+        ]  # fmt: skip
+        log = open(self.var_dir / f"portal-{self.port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, what="portal health")
+        return self
+
+
+def portal_db_rows(portal: Portal, sql: str, params: tuple = ()) -> list[tuple]:
+    """Rows of a query on the portal's SQLite file (works while the portal is stopped)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(portal.var_dir / "portal.sqlite3", timeout=10)) as db:
+        return db.execute(sql, params).fetchall()
+
+
+# --- previews --------------------------------------------------------------------------------
+
+
+def create_blueprint(api: Api, key: str, **fields) -> dict:
+    """An enabled blueprint on the `local` cluster, created through the admin API."""
+    body = {
+        "key": key,
+        "name": key.replace("-", " ").title(),
+        "state": "enabled",
+        "cluster": "local",
+        "image": "python:3.11-slim",
+        "ports": [{"port": 3000, "name": "app"}],
+        **fields,
+    }
+    response = api("POST", "/admin/blueprints", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def setup_script_writing(filename: str, source: str) -> str:
+    """A blueprint setup script that writes `source` to `filename` in the workspace."""
+    assert "ENCLAVE_EOF" not in source
+    return f"cat > {filename} <<'ENCLAVE_EOF'\n{source}\nENCLAVE_EOF\n"
+
+
+class PreviewClient:
+    """HTTP to a preview origin through the portal's loopback port.
+
+    `*.localhost` names may not resolve outside browsers, so every request goes to
+    127.0.0.1 with the preview `Host` header; the preview cookie is kept by hand.
+    """
+
+    def __init__(self, portal: Portal, host: str) -> None:
+        self.portal = portal
+        self.host = host
+        self.cookie = ""
+        self.session = requests.Session()
+        self.session.trust_env = False
+
+    @classmethod
+    def from_ticket_url(cls, portal: Portal, url: str) -> PreviewClient:
+        """Follow a preview ticket URL: redeem it and keep the cookie it sets."""
+        parts = urlsplit(url)
+        client = cls(portal, parts.netloc)
+        response = client.get(f"{parts.path}?{parts.query}")
+        assert response.status_code == 302, (response.status_code, response.text)
+        client.cookie = response.headers["Set-Cookie"].split(";", 1)[0]
+        return client
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"Host": self.host, **kwargs.pop("headers", {})}
+        if self.cookie:
+            other = headers.pop("Cookie", "")
+            headers["Cookie"] = "; ".join(c for c in (other, self.cookie) if c)
+        kwargs.setdefault("timeout", 30)
+        kwargs.setdefault("allow_redirects", False)
+        url = f"http://127.0.0.1:{self.portal.port}{path}"
+        return self.session.request(method, url, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return self.request("POST", path, **kwargs)

@@ -105,6 +105,9 @@ def test_killed_agent_shows_unreachable_then_portal_restart_reconnects(
         what="cluster reported unreachable",
     )
     assert listing["unreachable_clusters"] == ["local"]
+    clusters = admin_api("GET", "/admin/clusters").json()
+    clusters = clusters.get("results", clusters) if isinstance(clusters, dict) else clusters
+    assert [c["status"] for c in clusters if c["name"] == "local"] == ["disconnected"]
     launch = admin_api("POST", "/workspaces", json={"blueprint": "demo"})
     assert launch.status_code == 503 and launch.json()["code"] == "cluster_unavailable"
 

@@ -215,6 +215,24 @@ class LocalRuntime(Runtime):
             proc_util.tail_lines, env.log_dir, min(tail, proc_util.MAX_TAIL)
         )
 
+    def shell_context(self, env_id: str) -> tuple[Path, dict[str, str]]:
+        """Working directory and environment for an interactive shell of ``env_id``.
+
+        The environment is the workspace process's own (blueprint env, the in-memory
+        secret env, ``PORT``/``DEV_PORT``/``PORT_<n>`` of the allocated ports). Raises
+        ``not_found``, or ``conflict`` unless the environment is ``running``.
+        """
+        env = self._require(env_id)
+        if env.data["status"] != "running":
+            raise RuntimeFailure(CONFLICT, f"environment is {env.data['status']}")
+        result = self._process_env(env)
+        ports = [p for p in env.data["ports"] or () if p.get("host_port")]
+        for i, port in enumerate(ports):
+            if i == 0:
+                result["PORT"] = result["DEV_PORT"] = str(port["host_port"])
+            result[f"PORT_{port['port']}"] = str(port["host_port"])
+        return env.home, result
+
     def _require(self, env_id: Any) -> EnvRecord:
         env = self._envs.get(env_id) if isinstance(env_id, str) else None
         if env is None:

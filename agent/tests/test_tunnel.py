@@ -144,7 +144,7 @@ async def test_hello_rpc_ping_and_refused_kinds(runtime):
     assert outcome["info"]["environments"] == 1
     assert outcome["missing"] == "not_found"
     assert outcome["unknown"] == "unknown_method"
-    assert outcome["shell"] == (p.CLOSE, 9, p.CLOSE_REFUSED)
+    assert outcome["shell"] == (p.CLOSE, 9, p.CLOSE_PROTOCOL_ERROR)  # no environment named
     assert outcome["pong"]["ts"] == 42
 
 

@@ -9,6 +9,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from portal.api.permissions import IsAdmin
+from portal.errors import ApplicationError
 from publishing import services as publishing_services
 from publishing.models import TrustRule
 from security_center import services
@@ -19,6 +20,7 @@ from security_center.api.serializers import (
     FirewallRuleSerializer,
     TrustRuleSerializer,
 )
+from security_center.client_ip import request_client_ip
 from security_center.models import AuditEvent, ConnectionSession, FirewallEvent, FirewallRule
 
 
@@ -102,7 +104,7 @@ class TrustRuleViewSet(
     )
 )
 class ConnectionViewSet(viewsets.ReadOnlyModelViewSet):
-    """Terminal and preview sessions, newest first."""
+    """Terminal and preview sessions, newest first; admins can end an active one."""
 
     permission_classes = [IsAdmin]
     serializer_class = ConnectionSessionSerializer
@@ -116,6 +118,23 @@ class ConnectionViewSet(viewsets.ReadOnlyModelViewSet):
         elif active in {"false", "0", "no"}:
             sessions = sessions.filter(ended_at__isnull=False)
         return sessions
+
+    @extend_schema(request=None, responses=ConnectionSessionSerializer)
+    @action(detail=True, methods=["post"])
+    def terminate(self, request, pk=None):
+        """End an active session: the browser gets a message and its socket closes.
+
+        409 `connection_ended` when the session had already ended (nothing changes).
+        """
+        session = self.get_object()
+        ended = services.connection_terminate(
+            session=session, actor=request.user, ip=request_client_ip(request)
+        )
+        if not ended:
+            raise ApplicationError(
+                "This session has already ended.", code="connection_ended", status=409
+            )
+        return Response(self.get_serializer(session).data)
 
 
 class FirewallEventViewSet(viewsets.ReadOnlyModelViewSet):

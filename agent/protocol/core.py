@@ -1,23 +1,4 @@
-"""Wire codec of the portal ⇄ agent tunnel, shared by both sides.
-
-One WebSocket carries many streams. Binary WebSocket messages are *frames*: a
-9-byte big-endian header (``type u8``, ``stream u32``, ``arg u32``) followed by a
-payload. Text WebSocket messages are agent-level JSON *messages* (``hello``,
-``ping``, ``pong``, ``event``, ``error``).
-
-Guarantees:
-
-* Every decoder in this module raises :class:`ProtocolError` — and nothing else —
-  on malformed input, whatever the bytes or text received.
-* Encoders refuse to produce a frame the peer would reject (same exception).
-* Nothing here performs I/O; :class:`SendWindow` only waits on an asyncio event.
-
-Streams are opened by the portal only, with odd ids. Each direction of a stream
-has a credit window of :data:`INITIAL_WINDOW` bytes: a sender never sends more
-DATA bytes than it was granted, and a receiver grants credit back (CREDIT frames)
-only once it has delivered the bytes onward. A CLOSE frame, from either side, ends
-the whole stream.
-"""
+"""Frames, text messages, RPC bodies and credit windows of the tunnel (see the package)."""
 
 from __future__ import annotations
 
@@ -419,3 +400,56 @@ class ReceiveWindow:
         grant, self._pending = self._pending, 0
         self.remaining += grant
         return grant
+
+
+__all__ = [
+    "CLOSE",
+    "CLOSE_FLOW_CONTROL",
+    "CLOSE_INTERNAL",
+    "CLOSE_NORMAL",
+    "CLOSE_PROTOCOL_ERROR",
+    "CLOSE_REFUSED",
+    "CLOSE_TIMEOUT",
+    "CLOSE_UNKNOWN_STREAM",
+    "CREDIT",
+    "DATA",
+    "EVENT_DELETED",
+    "EVENT_UPDATED",
+    "FRAME_TYPES",
+    "HEADER",
+    "INITIAL_WINDOW",
+    "MAX_CLOSE_REASON",
+    "MAX_FRAME",
+    "MAX_MESSAGE",
+    "MAX_PAYLOAD",
+    "MAX_STREAM_ID",
+    "MAX_WINDOW",
+    "MESSAGE_TYPES",
+    "OPEN",
+    "STREAM_KINDS",
+    "Frame",
+    "ProtocolError",
+    "ReceiveWindow",
+    "RpcError",
+    "SendWindow",
+    "StreamClosed",
+    "chunks",
+    "close_frame",
+    "credit_frame",
+    "data_frame",
+    "decode_frame",
+    "decode_message",
+    "decode_open",
+    "decode_rpc_response",
+    "encode_frame",
+    "encode_message",
+    "encode_rpc_error",
+    "encode_rpc_result",
+    "error_message",
+    "event_message",
+    "hello_message",
+    "open_frame",
+    "ping_message",
+    "pong_message",
+    "rpc_request",
+]

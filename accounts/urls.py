@@ -1,0 +1,10 @@
+"""Member pages (mounted at the site root by `portal.urls`)."""
+
+from django.urls import path
+
+from accounts import views
+
+urlpatterns = [
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
+]

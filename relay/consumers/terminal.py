@@ -1,0 +1,428 @@
+"""Browser terminals: `/ws/terminal/?ticket=…` relayed to a PTY on the workspace's agent.
+
+Query parameters: `ticket` (required, from `POST /api/v1/workspaces/{id}/shell-ticket`),
+`workspace` (when given, the ticket must be for it), `session` (resume that shell),
+`tab` (index into the blueprint's layout tabs: the portal, never the browser, turns a
+custom-command or AI tab into the command to run), `cols` and `rows`.
+
+Promises:
+
+* Before the handshake is accepted, the ticket is redeemed atomically (missing, used,
+  expired or for another workspace → close 4401 `ticket_invalid`) and the client IP
+  (DESIGN §7, `TRUSTED_PROXIES`) passes the firewall (else 4403 `firewall_blocked` and a
+  `FirewallEvent`). A refused handshake never reaches the agent.
+* Every accepted socket has exactly one `ConnectionSession` row; whatever ends it —
+  browser, shell exit, workspace stop, agent loss, admin, idle timeout, server shutdown
+  (disconnect or cancellation) — closes the row once with the reason and the byte counts.
+  Counters are also flushed every `TRAFFIC_EVERY` seconds while it lives.
+* Browser → workspace: binary frames are keyboard input; text frames are JSON control
+  (`resize`, `ping` → `pong`, `ack`). Workspace → browser: binary frames are terminal
+  output; text frames are JSON (`session`, `exit`, `error`, `terminated`, `pong`).
+* Memory is bounded end to end. Output: the agent's stream has a credit window, and this
+  consumer reads it only while fewer than `OUTPUT_WINDOW` bytes sent to the browser are
+  unacknowledged (the browser acks what xterm.js has rendered), so a stalled browser
+  stops the PTY under any ASGI server. Input: at most `INPUT_BACKLOG` bytes wait for the
+  agent's credit; a client that floods more is closed (1009 `input_overflow`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any, Final
+from urllib.parse import parse_qs
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from agent import protocol as p
+from portal.errors import ApplicationError
+from relay.choices import TicketKind
+from relay.consumers.tunnel import db_async
+from relay.services import ticket_redeem
+from relay.streams import StreamLike, TunnelUnavailable, open_stream
+from security_center.choices import ConnectionKind
+from security_center.client_ip import scope_client_ip
+from security_center.services import (
+    TERMINATED_BY_ADMIN,
+    connection_add_traffic,
+    connection_close,
+    connection_open,
+    firewall_check,
+)
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_WINDOW: Final = 1024 * 1024
+"""Output bytes the browser may have unacknowledged before the portal stops reading."""
+INPUT_BACKLOG: Final = 1024 * 1024
+TRAFFIC_EVERY: Final = 10.0
+IDLE_TIMEOUT: Final = 120.0
+"""The browser pings every 25 s; a socket silent this long is dead."""
+HELLO_TIMEOUT: Final = 15.0
+
+CLOSE_TERMINATED: Final = 4000
+CLOSE_IDLE: Final = 4008
+CLOSE_TICKET_INVALID: Final = 4401
+CLOSE_FIREWALL: Final = 4403
+CLOSE_TAB_INVALID: Final = 4404
+CLOSE_NOT_RUNNING: Final = 4409
+CLOSE_TAKEN_OVER: Final = 4410
+CLOSE_AGENT_UNAVAILABLE: Final = 4503
+CLOSE_SHUTDOWN: Final = 1012
+CLOSE_TOO_BIG: Final = 1009
+
+# What an `exit` / `error` record from the agent means for the browser and the audit row.
+_AGENT_ENDS: Final = {
+    "exited": (1000, "shell_exited"),
+    "workspace_stopped": (CLOSE_NOT_RUNNING, "workspace_stopped"),
+    "workspace_not_running": (CLOSE_NOT_RUNNING, "workspace_not_running"),
+    "not_found": (CLOSE_NOT_RUNNING, "workspace_not_found"),
+    "expired": (1000, "shell_expired"),
+    "terminated": (1000, "shell_terminated"),
+    "agent_shutdown": (CLOSE_AGENT_UNAVAILABLE, "agent_disconnected"),
+    "too_many_sessions": (4429, "too_many_sessions"),
+}
+
+
+class _Refused(Exception):
+    def __init__(self, close_code: int, reason: str, detail: str) -> None:
+        super().__init__(reason)
+        self.close_code, self.reason, self.detail = close_code, reason, detail
+
+
+@db_async
+def _redeem(raw: str, workspace: str | None):
+    return ticket_redeem(raw=raw, kind=TicketKind.SHELL, environment_id=workspace)
+
+
+@db_async
+def _firewall(ip: str, email: str, environment_id: str):
+    return firewall_check(
+        ip=ip, kind=ConnectionKind.SHELL, user_email=email, environment_id=environment_id
+    )
+
+
+@db_async
+def _open_row(ticket, ip: str, channel_name: str) -> int:
+    row = connection_open(
+        user=ticket.user, ip=ip, kind=ConnectionKind.SHELL, environment_id=ticket.environment_id,
+        cluster=ticket.cluster, channel_name=channel_name,
+    )  # fmt: skip
+    return row.pk
+
+
+@db_async
+def _close_row(row_id: int, reason: str, bytes_in: int, bytes_out: int) -> None:
+    if not connection_close(
+        session_id=row_id, reason=reason, bytes_in=bytes_in, bytes_out=bytes_out
+    ):  # already closed (an admin ended it): still account for the last bytes
+        connection_add_traffic(session_id=row_id, bytes_in=bytes_in, bytes_out=bytes_out)
+
+
+@db_async
+def _add_traffic(row_id: int, bytes_in: int, bytes_out: int) -> None:
+    connection_add_traffic(session_id=row_id, bytes_in=bytes_in, bytes_out=bytes_out)
+
+
+@db_async
+def _tab_command(cluster, environment_id: str, tab: int) -> str | None:
+    """The command of layout tab `tab` of the workspace's blueprint (None: a plain shell)."""
+    from asgiref.sync import async_to_sync
+
+    from blueprints.choices import TabKind
+    from blueprints.models import Blueprint
+    from workspaces.controlplane.agent import rpc
+    from workspaces.selectors import BLUEPRINT_TAG
+
+    environment = async_to_sync(rpc)(cluster, "environments.get", {"id": environment_id}, 10.0)
+    key = (environment.get("metadata") or {}).get(BLUEPRINT_TAG, "")
+    blueprint = Blueprint.objects.filter(key=key).first()
+    tabs = blueprint.layout_tabs if blueprint is not None else []
+    if not 0 <= tab < len(tabs):
+        raise _Refused(CLOSE_TAB_INVALID, "tab_invalid", "This workspace has no such tab.")
+    kind = tabs[tab].get("kind")
+    if kind == TabKind.COMMAND:
+        return tabs[tab]["command"]
+    if kind == TabKind.AI:
+        return blueprint.ai_tool_command or None
+    return None
+
+
+def _int_param(params: dict[str, list[str]], name: str, default: int, high: int) -> int:
+    try:
+        value = int(params.get(name, [""])[0])
+    except ValueError:
+        return default
+    return value if 0 <= value <= high else default
+
+
+class TerminalConsumer(AsyncWebsocketConsumer):
+    """One browser terminal: ticket, firewall, audit row, then a shell stream to the agent."""
+
+    async def connect(self) -> None:
+        self._done = False
+        self._finishing: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._stream: StreamLike | None = None
+        self._row: int | None = None
+        self._bytes_in = self._bytes_out = 0
+        self._flushed_in = self._flushed_out = 0
+        self._unacked = 0
+        self._room = asyncio.Event()
+        self._room.set()
+        self._input: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
+        self._backlog = 0
+        self._last_seen = time.monotonic()
+        params = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        raw = params.get("ticket", [""])[0]
+        workspace = params.get("workspace", [None])[0]
+        ip = scope_client_ip(self.scope)
+        ticket = await _redeem(raw, workspace)
+        if ticket is None:
+            logger.info("terminal refused from %s: ticket invalid", ip)
+            await self.close(code=CLOSE_TICKET_INVALID, reason="ticket_invalid")
+            return
+        decision = await _firewall(ip, ticket.user.email, ticket.environment_id)
+        if not decision.allowed:
+            logger.info("terminal refused from %s: firewall (%s)", ip, decision.rule)
+            await self.close(code=CLOSE_FIREWALL, reason="firewall_blocked")
+            return
+        self._row = await _open_row(ticket, ip, self.channel_name)
+        await self.accept()
+        self._spawn(self._relay(ticket, params))
+        self._spawn(self._housekeeping())
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # A server that cancels its applications on shutdown (daphne) never calls
+            # disconnect(): end the session here, and let the row be written before the
+            # task — which the server waits for — completes.
+            if getattr(self, "_row", None) is not None:
+                await self._finish(CLOSE_SHUTDOWN, "server_shutdown")
+
+    async def disconnect(self, code: int) -> None:
+        reason = "server_shutdown" if code == CLOSE_SHUTDOWN else "client_closed"
+        await self._finish(None, reason)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self._done:
+            return
+        self._last_seen = time.monotonic()
+        if bytes_data is not None:
+            self._bytes_in += len(bytes_data)
+            self._backlog += len(bytes_data)
+            if self._backlog > INPUT_BACKLOG:
+                await self._finish(CLOSE_TOO_BIG, "input_overflow")
+                return
+            self._input.put_nowait((p.SHELL_DATA, bytes_data))
+            return
+        try:
+            message = json.loads(text_data or "")
+            kind = message["type"]
+        except (ValueError, TypeError, KeyError):
+            return
+        if kind == "ack":
+            acked = message.get("bytes")
+            if isinstance(acked, int) and acked > 0:
+                self._unacked = max(0, self._unacked - acked)
+                if self._unacked < OUTPUT_WINDOW:
+                    self._room.set()
+        elif kind == "resize":
+            try:
+                cols = p.terminal_dimension(message.get("cols"), "cols")
+                rows = p.terminal_dimension(message.get("rows"), "rows")
+            except p.ProtocolError:
+                return
+            resize = {"type": "resize", "cols": cols, "rows": rows}
+            self._input.put_nowait((p.SHELL_CONTROL, p.shell_control_record(resize)))
+        elif kind == "ping":
+            await self.send(text_data='{"type":"pong"}')
+
+    async def connection_terminate(self, event: dict[str, Any]) -> None:
+        """An admin ended this session (`security_center.services.connection_terminate`)."""
+        if self._done:
+            return
+        text = {"type": "terminated", "detail": "An administrator ended this session."}
+        with contextlib.suppress(Exception):
+            await self.send(text_data=json.dumps(text))
+        await self._finish(CLOSE_TERMINATED, TERMINATED_BY_ADMIN, kill_shell=True)
+
+    # --- the relay ---------------------------------------------------------------------
+
+    async def _relay(self, ticket, params: dict[str, list[str]]) -> None:
+        try:
+            stream, hello = await self._open_shell(ticket, params)
+        except _Refused as refusal:
+            await self._tell({"type": "error", "code": refusal.reason, "detail": refusal.detail})
+            await self._finish(refusal.close_code, refusal.reason)
+            return
+        await self._tell({"type": "session", "session": hello["session"],
+                          "resumed": bool(hello.get("resumed"))})  # fmt: skip
+        self._spawn(self._pump_input(stream))
+        await self._pump_output(stream, hello["parser"])
+
+    async def _open_shell(self, ticket, params) -> tuple[StreamLike, dict[str, Any]]:
+        cluster = ticket.cluster
+        session = params.get("session", [None])[0] or None
+        tab = _int_param(params, "tab", 0, 100)
+        command = None
+        try:
+            if tab and not session:
+                command = await _tab_command(cluster, ticket.environment_id, tab)
+            request = p.shell_open_request(
+                ticket.environment_id,
+                session=session[:100] if session else None,
+                command=command,
+                cols=_int_param(params, "cols", 80, p.MAX_TERMINAL_SIZE) or 80,
+                rows=_int_param(params, "rows", 24, p.MAX_TERMINAL_SIZE) or 24,
+            )
+            stream = await open_stream(
+                cluster_id=cluster.pk,
+                tunnel_channel=cluster.tunnel_channel if cluster.is_connected else "",
+                request=request,
+            )
+        except ApplicationError as exc:
+            if exc.status == 404:
+                raise _Refused(CLOSE_NOT_RUNNING, "workspace_not_found",
+                               "The workspace no longer exists.") from exc  # fmt: skip
+            logger.warning("terminal for %s: agent unavailable: %s", ticket.environment_id, exc)
+            raise _Refused(
+                CLOSE_AGENT_UNAVAILABLE, "agent_unavailable", "The workspace's agent is offline."
+            ) from exc
+        except (TunnelUnavailable, p.ProtocolError) as exc:
+            logger.warning("terminal for %s: agent unavailable: %s", ticket.environment_id, exc)
+            raise _Refused(
+                CLOSE_AGENT_UNAVAILABLE, "agent_unavailable", "The workspace's agent is offline."
+            ) from exc
+        self._stream = stream
+        parser = p.ShellRecordParser()
+        try:
+            first = await asyncio.wait_for(self._first_control(stream, parser), HELLO_TIMEOUT)
+        except (TimeoutError, p.ProtocolError) as exc:
+            raise _Refused(CLOSE_AGENT_UNAVAILABLE, "agent_unavailable",
+                           "The workspace's agent did not answer.") from exc  # fmt: skip
+        if first.get("type") != "session" or not isinstance(first.get("session"), str):
+            code, reason = _AGENT_ENDS.get(str(first.get("code")), (4500, "shell_refused"))
+            raise _Refused(code, reason, str(first.get("detail", "The shell was refused.")))
+        first["parser"] = parser
+        return stream, first
+
+    @staticmethod
+    async def _first_control(stream: StreamLike, parser: p.ShellRecordParser) -> dict[str, Any]:
+        while chunk := await stream.read():
+            for record_type, payload in parser.feed(chunk):
+                if record_type == p.SHELL_CONTROL:
+                    return p.decode_shell_control(payload)
+                raise p.ProtocolError(p.CLOSE_PROTOCOL_ERROR, "output before the session record")
+        raise p.ProtocolError(p.CLOSE_PROTOCOL_ERROR, "stream ended before the session record")
+
+    async def _pump_output(self, stream: StreamLike, parser: p.ShellRecordParser) -> None:
+        """Agent → browser, never more than OUTPUT_WINDOW unacknowledged bytes ahead."""
+        end: dict[str, Any] | None = None
+        try:
+            while True:
+                if self._unacked >= OUTPUT_WINDOW:
+                    self._room.clear()
+                    await self._room.wait()
+                chunk = await stream.read()
+                if not chunk:
+                    break
+                for record_type, payload in parser.feed(chunk):
+                    if record_type == p.SHELL_DATA:
+                        self._unacked += len(payload)
+                        self._bytes_out += len(payload)
+                        await self.send(bytes_data=payload)
+                    else:
+                        end = p.decode_shell_control(payload)
+        except p.ProtocolError as exc:
+            logger.warning("terminal: malformed shell stream: %s", exc)
+            await self._finish(CLOSE_AGENT_UNAVAILABLE, "protocol_error")
+            return
+        if stream.close_code == p.CLOSE_SHELL_TAKEN_OVER:
+            await self._tell({"type": "error", "code": "taken_over",
+                              "detail": "This terminal was opened in another window."})  # fmt: skip
+            await self._finish(CLOSE_TAKEN_OVER, "taken_over")
+        elif end is not None and end.get("type") == "exit":
+            close_code, reason = _AGENT_ENDS.get(str(end.get("reason")), (1000, "shell_exited"))
+            await self._tell({"type": "exit", "reason": end.get("reason"), "code": end.get("code")})
+            await self._finish(close_code, reason)
+        else:
+            await self._tell({"type": "error", "code": "agent_disconnected",
+                              "detail": "Lost the connection to the workspace."})  # fmt: skip
+            await self._finish(CLOSE_AGENT_UNAVAILABLE, "agent_disconnected")
+
+    async def _pump_input(self, stream: StreamLike) -> None:
+        """Browser → agent: keystrokes as SHELL_DATA records, control records as they are."""
+        while True:
+            kind, item = await self._input.get()
+            if kind == p.SHELL_CONTROL:
+                record = item
+            else:
+                self._backlog -= len(item)
+                record = b"".join(p.shell_data_record(c) for c in p.chunks(item, p.SHELL_CHUNK))
+            try:
+                await stream.write(record)
+            except p.StreamClosed:
+                return
+
+    async def _housekeeping(self) -> None:
+        """Flush traffic counters now and then; close sockets whose browser went silent."""
+        while True:
+            await asyncio.sleep(TRAFFIC_EVERY)
+            delta_in = self._bytes_in - self._flushed_in
+            delta_out = self._bytes_out - self._flushed_out
+            if delta_in or delta_out:
+                self._flushed_in += delta_in
+                self._flushed_out += delta_out
+                await _add_traffic(self._row, delta_in, delta_out)
+            if time.monotonic() - self._last_seen > IDLE_TIMEOUT:
+                await self._finish(CLOSE_IDLE, "client_timeout")
+                return
+
+    # --- the end -----------------------------------------------------------------------
+
+    async def _finish(self, close_code: int | None, reason: str, *, kill_shell=False) -> None:
+        """End everything once — the first caller's reason wins; every caller waits for it."""
+        if self._row is None:
+            return
+        if self._finishing is None:
+            self._done = True
+            self._finishing = asyncio.ensure_future(self._end(close_code, reason, kill_shell))
+        await asyncio.shield(self._finishing)
+
+    async def _end(self, close_code: int | None, reason: str, kill_shell: bool) -> None:
+        """The audit row first (it must survive a dying process), then stream and socket."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        # No task of ours outlives the session (nor the event loop, at shutdown).
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await _close_row(
+            self._row, reason, self._bytes_in - self._flushed_in,
+            self._bytes_out - self._flushed_out,
+        )  # fmt: skip
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                if kill_shell:
+                    terminate = p.shell_control_record({"type": "terminate"})
+                    await asyncio.wait_for(stream.write(terminate), 2.0)
+                await asyncio.wait_for(stream.close(p.CLOSE_NORMAL, reason), 2.0)
+        if close_code is not None:
+            with contextlib.suppress(Exception):
+                await self.close(code=close_code, reason=reason)
+        logger.info("terminal session %s ended: %s", self._row, reason)
+
+    async def _tell(self, message: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):
+            await self.send(text_data=json.dumps(message))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

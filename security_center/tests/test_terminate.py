@@ -1,0 +1,81 @@
+"""Ending a live session: the service, the API action and the console action."""
+
+from unittest import mock
+
+import pytest
+from django.urls import reverse
+
+from accounts.tests.factories import AdminFactory
+from portal.tests.test_admin import messages_of
+from security_center.models import AuditEvent, ConnectionSession
+from security_center.services import connection_terminate
+from security_center.tests.factories import ConnectionSessionFactory
+
+pytestmark = pytest.mark.django_db
+
+NOTIFY = "security_center.services._notify_consumer"
+
+
+def test_terminate_closes_audits_and_notifies_after_commit(django_capture_on_commit_callbacks):
+    admin = AdminFactory()
+    session = ConnectionSessionFactory(channel_name="specific.abc!def", bytes_out=10)
+    with mock.patch(NOTIFY) as notify, django_capture_on_commit_callbacks(execute=True):
+        assert connection_terminate(session=session, actor=admin, ip="192.0.2.1") is True
+    notify.assert_called_once_with("specific.abc!def")
+    session.refresh_from_db()
+    assert session.ended_at is not None and session.close_reason == "terminated_by_admin"
+    assert session.bytes_out == 10
+    entry = AuditEvent.objects.get(action="connection.terminate")
+    assert entry.actor_email == admin.email and entry.target_id == str(session.pk)
+    assert entry.details == {"kind": "shell", "email": session.email,
+                             "environment_id": session.environment_id}  # fmt: skip
+
+
+def test_terminating_an_ended_session_changes_nothing(django_capture_on_commit_callbacks):
+    session = ConnectionSessionFactory(
+        ended_at="2030-01-01T00:00:00Z", close_reason="client_closed"
+    )
+    with mock.patch(NOTIFY) as notify, django_capture_on_commit_callbacks(execute=True):
+        assert connection_terminate(session=session, actor=AdminFactory()) is False
+    notify.assert_not_called()
+    session.refresh_from_db()
+    assert session.close_reason == "client_closed"
+    assert not AuditEvent.objects.filter(action="connection.terminate").exists()
+
+
+def test_api_terminate(api_client, admin_member, member):
+    session = ConnectionSessionFactory(channel_name="specific.x!y")
+    url = f"/api/v1/admin/connections/{session.pk}/terminate"
+    api_client.force_authenticate(member)
+    assert api_client.post(url).status_code == 403
+    assert ConnectionSession.objects.get(pk=session.pk).ended_at is None
+    api_client.force_authenticate(admin_member)
+    with mock.patch(NOTIFY):
+        response = api_client.post(url)
+    assert response.status_code == 200, response.content
+    assert response.json()["close_reason"] == "terminated_by_admin"
+    assert response.json()["ended_at"]
+    again = api_client.post(url)
+    assert again.status_code == 409 and again.json()["code"] == "connection_ended"
+    assert api_client.post("/api/v1/admin/connections/999999/terminate").status_code == 404
+
+
+def test_console_end_session_action(client):
+    client.force_login(AdminFactory())
+    live, ended = (
+        ConnectionSessionFactory(),
+        ConnectionSessionFactory(ended_at="2030-01-01T00:00:00Z", close_reason="client_closed"),
+    )
+    changelist = reverse("admin:security_center_connectionsession_changelist")
+    with mock.patch(NOTIFY):
+        response = client.post(
+            changelist,
+            {"action": "end_session", "_selected_action": [live.pk, ended.pk]},
+            follow=True,
+        )
+    assert response.status_code == 200
+    [message] = messages_of(response)
+    assert "Ended 1 session(s)." in message and "Refused (1)" in message
+    live.refresh_from_db()
+    assert live.close_reason == "terminated_by_admin"
+    assert ConnectionSession.objects.get(pk=ended.pk).close_reason == "client_closed"

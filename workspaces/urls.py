@@ -1,0 +1,14 @@
+"""Pages of workspaces (mounted at the site root by `portal.urls`)."""
+
+from django.urls import path
+
+from workspaces import views
+
+urlpatterns = [
+    path("workspaces/<str:workspace_id>/terminal", views.terminal, name="workspace-terminal"),
+    path(
+        "workspaces/<str:workspace_id>/terminal/status",
+        views.terminal_status,
+        name="workspace-terminal-status",
+    ),
+]
