@@ -16,7 +16,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def home(request: HttpRequest):
-    """Members land on the console (admins) or the API docs until the builder UI ships."""
-    if request.user.is_authenticated and request.user.is_admin:
-        return redirect("admin:index")
-    return redirect("api-docs")
+    """Signed-in members get their dashboard; everyone else the sign-in page."""
+    if not request.user.is_authenticated:
+        return redirect("login")
+    from workspaces.dashboard import dashboard
+
+    return dashboard(request)

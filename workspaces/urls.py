@@ -2,9 +2,15 @@
 
 from django.urls import path
 
-from workspaces import views
+from workspaces import dashboard, views
 
 urlpatterns = [
+    path("workspaces/launch", dashboard.launch, name="workspace-launch"),
+    path(
+        "workspaces/<str:workspace_id>/actions/<str:operation>",
+        dashboard.operate,
+        name="workspace-operate",
+    ),
     path("workspaces/<str:workspace_id>/terminal", views.terminal, name="workspace-terminal"),
     path(
         "workspaces/<str:workspace_id>/terminal/status",

@@ -1,0 +1,50 @@
+"""The builder's home page: list, launch and act through the same services as the API."""
+
+import pytest
+from django.urls import reverse
+
+from blueprints.choices import BlueprintState
+from blueprints.tests.factories import AccessRuleFactory, BlueprintFactory
+from security_center.models import AuditEvent
+from workspaces.services import workspace_launch
+
+pytestmark = pytest.mark.django_db
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(client):
+    response = client.get(reverse("home"))
+    assert response.status_code == 302 and response.url == reverse("login")
+
+
+def test_dashboard_lists_my_workspaces_and_my_catalog(client, member, blueprint, cluster):
+    hidden = BlueprintFactory(key="secret", name="Secret tool", cluster=cluster)
+    AccessRuleFactory(blueprint=hidden, kind="email", value="someone-else@example.com")
+    BlueprintFactory(key="draft", name="Draft tool", cluster=cluster, state=BlueprintState.TESTING)
+    mine = workspace_launch(user=member, blueprint_key=blueprint.key, name="Shop")
+    client.force_login(member)
+    page = client.get(reverse("home")).content.decode()
+    assert "Shop" in page and mine.id in page
+    assert reverse("workspace-terminal", args=[mine.id]) in page
+    assert "Web app" in page and "Secret tool" not in page and "Draft tool" not in page
+
+
+def test_launch_and_operate_through_the_services(client, member, blueprint, control_plane):
+    client.force_login(member)
+    client.post(reverse("workspace-launch"), {"blueprint": blueprint.key, "name": "Blog"})
+    launch = AuditEvent.objects.get(action="workspace.launch", details__name="Blog")
+    workspace_id = launch.target_id
+    assert control_plane.record("main", workspace_id)["status"] == "running"
+    client.post(reverse("workspace-operate", args=[workspace_id, "stop"]))
+    assert control_plane.record("main", workspace_id)["status"] == "stopped"
+    assert AuditEvent.objects.filter(action="workspace.stop", target_id=workspace_id).exists()
+
+
+def test_refusals_are_messages_not_errors(client, member, blueprint, stranger):
+    other = workspace_launch(user=stranger, blueprint_key=blueprint.key)
+    client.force_login(member)
+    response = client.post(reverse("workspace-operate", args=[other.id, "delete"]), follow=True)
+    assert response.status_code == 200 and "not found" in response.content.decode().lower()
+    response = client.post(
+        reverse("workspace-launch"), {"blueprint": "nope", "name": ""}, follow=True
+    )
+    assert "Unknown blueprint" in response.content.decode()
