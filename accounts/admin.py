@@ -26,7 +26,7 @@ from accounts.services import (
     member_set_role,
     member_update,
 )
-from portal.admin import ReadOnlyAdmin, ServiceAdmin, adopt
+from portal.admin import GrantRevokeAdmin, ReadOnlyAdmin, ServiceAdmin, adopt
 
 # Authorisation is the member's role, not Django groups or per-object permissions.
 if admin.site.is_registered(Group):
@@ -194,7 +194,7 @@ class ApiTokenIssueForm(forms.ModelForm):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(ServiceAdmin):
+class ApiTokenAdmin(GrantRevokeAdmin):
     """Personal API tokens: issue (shown once) and revoke; the hash is never displayed."""
 
     list_display = [
@@ -212,25 +212,9 @@ class ApiTokenAdmin(ServiceAdmin):
     list_select_related = ["user"]
     autocomplete_fields = ["user"]
     fields = ["user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    add_form = ApiTokenIssueForm
     add_fields = ["user", "name", "days"]
     actions = ["revoke"]
-
-    def get_fields(self, request, obj=None):
-        return self.add_fields if obj is None else self.fields
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is None:
-            kwargs["form"] = ApiTokenIssueForm
-        return super().get_form(request, obj, change=change, **kwargs)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_revoke_permission(self, request) -> bool:
-        return request.user.is_admin
 
     def save_model(self, request, obj, form, change) -> None:
         token, raw = api_token_issue(

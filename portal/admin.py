@@ -111,6 +111,34 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class GrantRevokeAdmin(ServiceAdmin):
+    """Records that are created through a form of their own and then only revoked.
+
+    Subclasses set `add_form` and `add_fields`; the change page is read-only, nothing is
+    deleted (revoking keeps the history), and the `revoke` action is for admins.
+    """
+
+    add_form = None
+    add_fields: list[str] = []
+
+    def get_fields(self, request, obj=None):
+        return self.add_fields if obj is None else self.fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.is_admin
+
+
 @admin.register(OrganizationSettings)
 class OrganizationSettingsAdmin(ServiceAdmin):
     """The organisation singleton: one page, saved through `organization_settings_update`."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from portal.admin import ReadOnlyAdmin, ServiceAdmin, adopt
+from portal.admin import GrantRevokeAdmin, ReadOnlyAdmin, adopt
 from publishing.models import PublishRequest, TrustRule
 from publishing.services import trust_grant, trust_revoke
 
@@ -77,7 +77,7 @@ class TrustActiveFilter(admin.SimpleListFilter):
 
 
 @admin.register(TrustRule)
-class TrustRuleAdmin(ServiceAdmin):
+class TrustRuleAdmin(GrantRevokeAdmin):
     """Members trusted to publish from a blueprint without review: grant, revoke."""
 
     list_display = [
@@ -90,6 +90,8 @@ class TrustRuleAdmin(ServiceAdmin):
         "revoked_at",
     ]
     list_filter = [TrustActiveFilter, "blueprint"]
+    add_form = TrustGrantForm
+    add_fields = ["user", "blueprint"]
     search_fields = ["user__email", "blueprint__key", "blueprint__name"]
     ordering = ["-granted_at"]
     list_select_related = ["user", "blueprint", "granted_by", "revoked_by"]
@@ -100,23 +102,6 @@ class TrustRuleAdmin(ServiceAdmin):
     @admin.display(description="active", boolean=True)
     def is_active_display(self, obj: TrustRule) -> bool:
         return obj.is_active
-
-    def get_fields(self, request, obj=None):
-        return ["user", "blueprint"] if obj is None else self.fields
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is None:
-            kwargs["form"] = TrustGrantForm
-        return super().get_form(request, obj, change=change, **kwargs)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_revoke_permission(self, request) -> bool:
-        return request.user.is_admin
 
     def save_model(self, request, obj, form, change) -> None:
         rule = trust_grant(
