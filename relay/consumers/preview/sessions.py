@@ -198,7 +198,10 @@ class Registry:
         self._started = True
         layer = get_channel_layer()
         if layer is not None:
-            self.channel_name = await layer.new_channel("preview.")
+            # The default prefix: channels-redis serves every specific channel of a
+            # process from one list under one lock; another prefix would hold that lock
+            # while blocking on its own list and starve the tunnel's replies.
+            self.channel_name = await layer.new_channel()
             await self._rejoin_group()
             self._spawn(self._control(layer))
         self._spawn(self._housekeeping())
