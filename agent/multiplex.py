@@ -16,6 +16,7 @@ Guarantees (for either side of the tunnel; ``role`` selects who opens streams):
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import collections
 import logging
@@ -32,20 +33,34 @@ StreamHandler = Callable[["Stream", dict[str, Any]], Awaitable[None]]
 _RECENTLY_CLOSED = 256
 
 
-class Stream:
-    """One stream of the tunnel: ordered bytes both ways, ended by CLOSE."""
+class WindowedStream(abc.ABC):
+    """Ordered bytes both ways under credit-based flow control, ended by a close.
 
-    def __init__(self, mux: Multiplexer, stream_id: int, request: dict[str, Any]) -> None:
-        self.id = stream_id
-        self.request = request
-        self.kind: str = request.get("kind", "")
+    The shared half of every stream end: reading grants credit back (in batches) only
+    for bytes handed to the reader, writing waits for credit instead of buffering. A
+    subclass says how DATA, CREDIT and CLOSE reach the peer (`_send_data`,
+    `_send_credit`, `_send_close`) and feeds what arrives to `_on_data`/`_on_credit`.
+    """
+
+    def __init__(self, window: int = p.INITIAL_WINDOW) -> None:
         self.closed = False
         self.close_code: int | None = None
         """Code of the CLOSE that ended the stream (ours or the peer's)."""
-        self._mux = mux
         self._inbound: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._send_window = p.SendWindow(mux.window)
-        self._recv_window = p.ReceiveWindow(mux.window)
+        self._send_window = p.SendWindow(window)
+        self._recv_window = p.ReceiveWindow(window)
+
+    @abc.abstractmethod
+    async def _send_data(self, chunk: bytes) -> None:
+        """Deliver one DATA chunk (credit already taken) to the peer."""
+
+    @abc.abstractmethod
+    async def _send_credit(self, granted: int) -> None:
+        """Grant the peer `granted` more bytes."""
+
+    @abc.abstractmethod
+    async def _send_close(self, code: int, reason: str) -> None:
+        """Tell the peer the stream ended."""
 
     async def read(self) -> bytes:
         """Next chunk from the peer, or ``b""`` once the stream has ended.
@@ -58,7 +73,7 @@ class Stream:
             return b""
         grant = self._recv_window.delivered(len(item))
         if grant and not self.closed:
-            await self._mux.send(p.credit_frame(self.id, grant))
+            await self._send_credit(grant)
         return item
 
     async def read_all(self) -> bytes:
@@ -69,24 +84,24 @@ class Stream:
         return b"".join(parts)
 
     async def write(self, data: bytes) -> None:
-        """Send ``data`` as DATA frames, waiting for credit as needed.
+        """Send ``data`` in chunks of at most MAX_PAYLOAD, waiting for credit as needed.
 
         Raises StreamClosed if the stream ends before everything was sent.
         """
         view = memoryview(bytes(data))
         while view:
             if self.closed:
-                raise p.StreamClosed(f"stream {self.id} is closed")
+                raise p.StreamClosed("stream is closed")
             taken = await self._send_window.acquire(min(len(view), p.MAX_PAYLOAD))
             if self.closed:
-                raise p.StreamClosed(f"stream {self.id} is closed")
-            await self._mux.send(p.data_frame(self.id, bytes(view[:taken])))
+                raise p.StreamClosed("stream is closed")
+            await self._send_data(bytes(view[:taken]))
             view = view[taken:]
 
     async def close(self, code: int = p.CLOSE_NORMAL, reason: str = "") -> None:
         """End the stream and tell the peer; a no-op if it already ended."""
         if self._end(code):
-            await self._mux.send(p.close_frame(self.id, code, reason))
+            await self._send_close(code, reason)
 
     def _end(self, code: int) -> bool:
         """Mark the stream ended; True if this call ended it."""
@@ -96,15 +111,41 @@ class Stream:
         self.close_code = code
         self._send_window.abort()
         self._inbound.put_nowait(None)
-        self._mux._forget(self.id)
         return True
 
     def _on_data(self, payload: bytes) -> None:
+        """Bytes from the peer; ProtocolError(CLOSE_FLOW_CONTROL) if it overdrew credit."""
         self._recv_window.received(len(payload))
         self._inbound.put_nowait(payload)
 
     def _on_credit(self, granted: int) -> None:
         self._send_window.grant(granted)
+
+
+class Stream(WindowedStream):
+    """One stream of the tunnel: its frames go through the tunnel's multiplexer."""
+
+    def __init__(self, mux: Multiplexer, stream_id: int, request: dict[str, Any]) -> None:
+        super().__init__(mux.window)
+        self.id = stream_id
+        self.request = request
+        self.kind: str = request.get("kind", "")
+        self._mux = mux
+
+    async def _send_data(self, chunk: bytes) -> None:
+        await self._mux.send(p.data_frame(self.id, chunk))
+
+    async def _send_credit(self, granted: int) -> None:
+        await self._mux.send(p.credit_frame(self.id, granted))
+
+    async def _send_close(self, code: int, reason: str) -> None:
+        await self._mux.send(p.close_frame(self.id, code, reason))
+
+    def _end(self, code: int) -> bool:
+        ended = super()._end(code)
+        if ended:
+            self._mux._forget(self.id)
+        return ended
 
 
 class Multiplexer:

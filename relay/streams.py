@@ -28,7 +28,7 @@ from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
 from agent import protocol as p
-from agent.multiplex import Multiplexer, Stream
+from agent.multiplex import Multiplexer, Stream, WindowedStream
 
 logger = logging.getLogger(__name__)
 
@@ -79,19 +79,20 @@ async def open_stream(
     return await RemoteStream.open(tunnel_channel, request)
 
 
-class RemoteStream:
-    """Caller side of a stream whose tunnel lives in another portal process."""
+class RemoteStream(WindowedStream):
+    """Caller side of a stream whose tunnel lives in another portal process.
+
+    Its DATA, CREDIT and CLOSE travel as channel-layer messages to the tunnel's consumer,
+    where a `RelayPump` splices them onto the real stream; a reader task feeds what
+    comes back. A full channel ends the stream (`CLOSE_FLOW_CONTROL`), never drops bytes.
+    """
 
     def __init__(self, tunnel_channel: str, reply_channel: str) -> None:
+        super().__init__()
         self.tunnel_channel = tunnel_channel
         self.reply_channel = reply_channel
         self.layer = get_channel_layer()
-        self.closed = False
-        self.close_code: int | None = None
         self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inbound: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._send_window = p.SendWindow()
-        self._recv_window = p.ReceiveWindow()
         self._reader = asyncio.create_task(self._read_loop(), name=f"remote-{reply_channel}")
 
     @classmethod
@@ -111,35 +112,19 @@ class RemoteStream:
             raise TunnelUnavailable("the process holding the tunnel did not answer") from exc
         return stream
 
-    async def read(self) -> bytes:
-        item = await self._inbound.get()
-        if item is None:
-            self._inbound.put_nowait(None)
-            return b""
-        grant = self._recv_window.delivered(len(item))
-        if grant and not self.closed:
-            await self._send({"type": "relay.credit", "granted": grant})
-        return item
+    async def _send_data(self, chunk: bytes) -> None:
+        await self._send({"type": "relay.data", "data": chunk})
 
-    async def read_all(self) -> bytes:
-        parts = []
-        while chunk := await self.read():
-            parts.append(chunk)
-        return b"".join(parts)
+    async def _send_credit(self, granted: int) -> None:
+        await self._send({"type": "relay.credit", "granted": granted})
 
-    async def write(self, data: bytes) -> None:
-        view = memoryview(bytes(data))
-        while view:
-            if self.closed:
-                raise p.StreamClosed("stream is closed")
-            taken = await self._send_window.acquire(min(len(view), p.MAX_PAYLOAD))
-            await self._send({"type": "relay.data", "data": bytes(view[:taken])})
-            view = view[taken:]
+    async def _send_close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(ChannelFull):
+            await self._send({"type": "relay.close", "code": code, "reason": reason[:200]})
 
     async def close(self, code: int = p.CLOSE_NORMAL, reason: str = "") -> None:
-        if self._end(code):
-            with contextlib.suppress(ChannelFull):
-                await self._send({"type": "relay.close", "code": code, "reason": reason[:200]})
+        await super().close(code, reason)
+        if asyncio.current_task() is not self._reader:
             await self._stop()
 
     async def _send(self, message: dict[str, Any]) -> None:
@@ -151,16 +136,11 @@ class RemoteStream:
             raise
 
     def _end(self, code: int) -> bool:
-        if self.closed:
-            return False
-        self.closed = True
-        self.close_code = code
-        self._send_window.abort()
-        self._inbound.put_nowait(None)
-        if not self._opened.done():
+        ended = super()._end(code)
+        if ended and not self._opened.done():
             self._opened.set_exception(p.StreamClosed("closed before it opened"))
-            self._opened.exception()  # mark retrieved
-        return True
+            self._opened.exception()  # retrieved: nobody else may be waiting
+        return ended
 
     async def _stop(self) -> None:
         self._reader.cancel()
@@ -176,15 +156,13 @@ class RemoteStream:
                     if not self._opened.done():
                         self._opened.set_result(None)
                 elif kind == "relay.data":
-                    data = message["data"]
                     try:
-                        self._recv_window.received(len(data))
+                        self._on_data(message["data"])
                     except p.ProtocolError:
                         await self.close(p.CLOSE_FLOW_CONTROL, "peer overdrew credit")
                         return
-                    self._inbound.put_nowait(data)
                 elif kind == "relay.credit":
-                    self._send_window.grant(int(message["granted"]))
+                    self._on_credit(int(message["granted"]))
                 elif kind == "relay.close":
                     self._end(int(message.get("code", p.CLOSE_INTERNAL)))
                     return
