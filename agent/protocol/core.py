@@ -181,8 +181,19 @@ def decode_open(frame: Frame) -> dict[str, Any]:
 
 
 def open_frame(stream: int, obj: dict[str, Any]) -> bytes:
-    """OPEN frame carrying ``obj`` (must have a valid ``kind``)."""
-    return encode_frame(OPEN, stream, 0, _dumps(obj).encode())
+    """OPEN frame carrying ``obj`` (must have a valid ``kind``).
+
+    Validates the object itself rather than re-parsing the JSON it just wrote: an OPEN
+    is sent for every preview request, so this is a hot path.
+    """
+    if not 0 < stream <= MAX_STREAM_ID:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "stream id out of range")
+    if not isinstance(obj, dict) or obj.get("kind") not in STREAM_KINDS:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "OPEN has no valid kind", stream=stream)
+    payload = _dumps(obj).encode()
+    if len(payload) > MAX_PAYLOAD:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, f"payload of {len(payload)} bytes", stream=stream)
+    return HEADER.pack(OPEN, stream, 0) + payload
 
 
 def data_frame(stream: int, payload: bytes) -> bytes:
