@@ -50,6 +50,11 @@ class WindowedStream(abc.ABC):
         self._send_window = p.SendWindow(window)
         self._recv_window = p.ReceiveWindow(window)
 
+    @property
+    def send_credit(self) -> int:
+        """Bytes `write` can send right now without waiting for credit."""
+        return 0 if self.closed else self._send_window.available
+
     @abc.abstractmethod
     async def _send_data(self, chunk: bytes) -> None:
         """Deliver one DATA chunk (credit already taken) to the peer."""

@@ -130,6 +130,8 @@ class ShellSession:
         self._trimmed = False
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._armed = False
         self._killer: asyncio.Task[None] | None = None
 
     @property
@@ -174,7 +176,7 @@ class ShellSession:
                 if data is None:
                     break
                 if not data:
-                    await _fd_ready(self.master, write=False)
+                    await self._readable()
                     continue
                 self.produced += len(data)
                 async with self._lock:
@@ -188,7 +190,38 @@ class ShellSession:
                         except p.StreamClosed:
                             self._detach_locked(stream)
         finally:
+            self._disarm()
             await self._finish(EXITED)
+
+    async def _readable(self) -> None:
+        """Wait until the PTY has output.
+
+        The reader registration stays armed between waits (two `epoll_ctl` calls fewer
+        per keystroke echo); it is disarmed when it fires while nobody waits — the pump
+        is blocked on credit — so a stalled reader never spins the loop.
+        """
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
+        if not self._armed:
+            loop.add_reader(self.master, self._on_readable)
+            self._armed = True
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def _on_readable(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        elif waiter is None:
+            self._disarm()
+
+    def _disarm(self) -> None:
+        if self._armed:
+            self._armed = False
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self.master)
 
     def _read_available(self) -> bytes | None:
         """What the PTY has now (up to one record); ``b""`` if nothing, None at EOF."""

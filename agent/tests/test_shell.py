@@ -250,10 +250,13 @@ async def test_no_credit_stops_reading_the_pty(portal, service):
     await asyncio.sleep(0.5)
     assert session.produced == stalled, "the PTY is still read without credit"
     assert stalled <= p.INITIAL_WINDOW + p.SHELL_CHUNK
-    # Reading grants credit back; the shell runs again.
-    for _ in range(10):
-        await client._pull()
-    await wait_until(lambda: session.produced > stalled)
+    # Reading grants credit back (in batches of half a window); the shell runs again.
+    async def read_until_resumed() -> None:
+        while session.produced == stalled:
+            assert await client._pull(), "the stream ended"
+
+    await asyncio.wait_for(read_until_resumed(), 10)
+    assert session.produced > stalled
     await client.send_control({"type": "terminate"})
 
 

@@ -35,11 +35,11 @@ import time
 from typing import Any, Final
 from urllib.parse import parse_qs
 
-from channels.generic.websocket import AsyncWebsocketConsumer
 
 from agent import protocol as p
 from portal.errors import ApplicationError
 from relay.choices import TicketKind
+from relay.consumers.base import LeanWebsocketConsumer
 from relay.consumers.tunnel import db_async
 from relay.services import ticket_redeem
 from relay.streams import StreamLike, TunnelUnavailable, open_stream
@@ -159,7 +159,7 @@ def _int_param(params: dict[str, list[str]], name: str, default: int, high: int)
     return value if 0 <= value <= high else default
 
 
-class TerminalConsumer(AsyncWebsocketConsumer):
+class TerminalConsumer(LeanWebsocketConsumer):
     """One browser terminal: ticket, firewall, audit row, then a shell stream to the agent."""
 
     async def connect(self) -> None:
@@ -175,6 +175,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self._room.set()
         self._input: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
         self._backlog = 0
+        self._input_stream: StreamLike | None = None
+        self._writing = False
         self._last_seen = time.monotonic()
         params = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         raw = params.get("ticket", [""])[0]
@@ -215,6 +217,11 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self._last_seen = time.monotonic()
         if bytes_data is not None:
             self._bytes_in += len(bytes_data)
+            if self._direct_input(len(bytes_data)):
+                # Nothing queued and credit enough: write now, skipping a task switch
+                # (the usual case — one keystroke).
+                await self._write_input(self._input_stream, p.SHELL_DATA, bytes_data)
+                return
             self._backlog += len(bytes_data)
             if self._backlog > INPUT_BACKLOG:
                 await self._finish(CLOSE_TOO_BIG, "input_overflow")
@@ -357,18 +364,46 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self._finish(CLOSE_AGENT_UNAVAILABLE, "agent_disconnected")
 
     async def _pump_input(self, stream: StreamLike) -> None:
-        """Browser → agent: keystrokes as SHELL_DATA records, control records as they are."""
+        """Browser → agent, in order: what `receive` could not write at once."""
+        self._input_stream = stream
         while True:
             kind, item = await self._input.get()
-            if kind == p.SHELL_CONTROL:
-                record = item
-            else:
+            if kind == p.SHELL_DATA:
                 self._backlog -= len(item)
-                record = b"".join(p.shell_data_record(c) for c in p.chunks(item, p.SHELL_CHUNK))
-            try:
-                await stream.write(record)
-            except p.StreamClosed:
+            if not await self._write_input(stream, kind, item):
+                self._input_stream = None
                 return
+
+    def _direct_input(self, size: int) -> bool:
+        """Whether `size` bytes of input may be written by `receive` itself: the stream
+        is open, nothing is queued or being written (order), and credit covers them."""
+        stream = self._input_stream
+        return (
+            stream is not None
+            and not self._writing
+            and self._input.empty()
+            and size <= p.SHELL_CHUNK
+            and stream.send_credit >= size + p.SHELL_RECORD.size
+        )
+
+    async def _write_input(self, stream: StreamLike | None, kind: int, item: bytes) -> bool:
+        """Keystrokes as SHELL_DATA records, control records as they are; False once the
+        stream is closed."""
+        if stream is None:
+            return False
+        if kind == p.SHELL_CONTROL:
+            record = item
+        else:
+            record = b"".join(p.shell_data_record(c) for c in p.chunks(item, p.SHELL_CHUNK))
+        self._writing = True
+        try:
+            await stream.write(record)
+        except p.StreamClosed:
+            self._input_stream = None
+            return False
+        finally:
+            self._writing = False
+        return True
 
     async def _housekeeping(self) -> None:
         """Flush traffic counters now and then; close sockets whose browser went silent."""

@@ -26,12 +26,12 @@ import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import close_old_connections
 from django.utils import timezone
 
 from agent import protocol as p
 from agent.multiplex import Multiplexer
+from relay.consumers.base import LeanWebsocketConsumer
 from relay.models import Cluster, hash_secret
 from relay.streams import LOCAL_TUNNELS, LocalTunnel, RelayPump
 
@@ -99,7 +99,7 @@ def _invalidate(cluster_id: int) -> None:
     discovery_invalidate(cluster_id)
 
 
-class TunnelConsumer(AsyncWebsocketConsumer):
+class TunnelConsumer(LeanWebsocketConsumer):
     """Portal end of an agent's outbound tunnel (`/agent/v1/tunnel`)."""
 
     cluster: Cluster | None = None
@@ -150,19 +150,6 @@ class TunnelConsumer(AsyncWebsocketConsumer):
         await sync_to_async(_invalidate, thread_sensitive=False)(cluster.pk)
         logger.info("agent of cluster %s disconnected (code %s)", cluster.name, code)
         self.cluster = None
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        """Frames skip Channels' per-message `close_old_connections` thread hop.
-
-        Channels runs `close_old_connections` on a worker thread before *every* message;
-        on the frame path (the hot path of terminals and previews) that hop halved the
-        preview throughput. Frames never touch the ORM here: every database call of
-        this consumer goes through `db_async`, which closes connections itself.
-        """
-        if message["type"] == "websocket.receive":
-            await self.websocket_receive(message)
-        else:
-            await super().dispatch(message)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         self._last_received = time.monotonic()
@@ -269,7 +256,7 @@ class TunnelConsumer(AsyncWebsocketConsumer):
     # --- internals -----------------------------------------------------------------------
 
     async def _send_frame(self, data: bytes) -> None:
-        await self.send(bytes_data=data)
+        await self.base_send({"type": "websocket.send", "bytes": data})
 
     async def _watchdog(self) -> None:
         while True:

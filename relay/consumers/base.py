@@ -1,0 +1,87 @@
+"""A Channels WebSocket consumer with a lean message loop, for the relay's hot sockets.
+
+Channels' own loop (`channels.utils.await_many_dispatch`) creates a task and runs an
+`asyncio.wait` for every message, and `AsyncConsumer.dispatch` runs Django's
+`close_old_connections` on the shared worker thread before every message. For a
+terminal keystroke or a tunnel frame that is most of the work, and the thread hop is
+shared by every socket of the process: at 100 typing terminals it queued keystrokes
+behind each other.
+
+`LeanWebsocketConsumer` keeps the consumer API (`connect`, `receive`, `disconnect`,
+channel-layer handlers named after the message type, `StopConsumer`) and changes only
+how messages reach it:
+
+* socket messages are awaited and dispatched in order on the consumer's own task;
+* channel-layer messages are read by a second task, started once `websocket.connect`
+  has been handled (as with Channels, no layer message is handled before `connect`
+  returns), and dispatched in order; a layer handler that fails is logged and closes
+  the socket (1011) instead of killing the consumer silently;
+* nothing runs `close_old_connections` per message: subclasses must reach the ORM only
+  through `relay.consumers.tunnel.db_async`, which manages connections itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from typing import Any
+
+from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+
+class LeanWebsocketConsumer(AsyncWebsocketConsumer):
+    """`AsyncWebsocketConsumer` without per-message tasks, waits or thread hops."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.scope = scope
+        self.base_send = send
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = functools.partial(
+                self.channel_layer.receive, self.channel_name
+            )
+        layer_task: asyncio.Task[None] | None = None
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.receive":
+                    await self.websocket_receive(message)
+                    continue
+                await self.dispatch(message)
+                if layer_task is None and self.channel_layer is not None:
+                    layer_task = asyncio.create_task(self._layer_loop())
+        except StopConsumer:
+            pass
+        finally:
+            if layer_task is not None:
+                layer_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopConsumer):
+                    await layer_task
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def _layer_loop(self) -> None:
+        while True:
+            message = await self.channel_receive()
+            try:
+                await self.dispatch(message)
+            except (asyncio.CancelledError, StopConsumer):
+                raise
+            except Exception:
+                logger.exception("%s: channel-layer message %.50s failed",
+                                 type(self).__name__, message.get("type"))  # fmt: skip
+                with contextlib.suppress(Exception):
+                    await self.close(code=1011)
+                return
