@@ -291,9 +291,23 @@ class Forwarder:
             if conn.reused:
                 raise _Retry from None
             raise ForwardError(502, "upstream_unavailable", _not_listening(port)) from None
-        sent = asyncio.Event()
         if not has_body:
-            sent.set()
+            # No body to upload: read the answer on this task. A portal that ends the
+            # stream first (the browser went away) cancels it; the caller then closes the
+            # connection to the app.
+            task = asyncio.current_task()
+            assert task is not None
+            forget = stream.call_on_end(task.cancel)
+            try:
+                reusable = await self._response(stream, conn, method, port)
+            finally:
+                forget()
+            if reusable:
+                self._release(conn)
+            else:
+                conn.close()
+            return
+        sent = asyncio.Event()
         upload = asyncio.create_task(self._upload(records, conn, chunked, has_body, sent))
         response = asyncio.create_task(self._response(stream, conn, method, port))
         try:

@@ -12,6 +12,12 @@ Guarantees (for either side of the tunnel; ``role`` selects who opens streams):
   unreadable, and the caller should then drop the tunnel.
 * A handler failure closes its stream with CLOSE_INTERNAL and is logged; it
   never propagates to the tunnel.
+* Frames leave in the order they were sent. The first frame of a turn of the event
+  loop leaves at once; the frames sent after it in that turn (or while a send is in
+  progress) leave together, as one BATCH message (at most MAX_BATCH bytes): under load,
+  one WebSocket message and one system call instead of one per frame, on both sides.
+  At most MAX_PENDING bytes wait to be sent; beyond, :meth:`Multiplexer.send`
+  waits (the transport's back-pressure reaches the writers).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ Send = Callable[[bytes], Awaitable[None]]
 StreamHandler = Callable[["Stream", dict[str, Any]], Awaitable[None]]
 
 _RECENTLY_CLOSED = 256
+MAX_PENDING = 2 * p.MAX_BATCH
+"""Bytes of queued frames beyond which `Multiplexer.send` waits for the transport."""
 
 
 class WindowedStream(abc.ABC):
@@ -47,6 +55,7 @@ class WindowedStream(abc.ABC):
         self.close_code: int | None = None
         """Code of the CLOSE that ended the stream (ours or the peer's)."""
         self._inbound: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._on_end: list[Callable[[], Any]] = []
         self._send_window = p.SendWindow(window)
         self._recv_window = p.ReceiveWindow(window)
 
@@ -108,6 +117,15 @@ class WindowedStream(abc.ABC):
         if self._end(code):
             await self._send_close(code, reason)
 
+    def call_on_end(self, callback: Callable[[], Any]) -> Callable[[], None]:
+        """Call `callback()` once the stream ends (at once if it has); returns a function
+        that cancels the call."""
+        if self.closed:
+            callback()
+            return lambda: None
+        self._on_end.append(callback)
+        return lambda: self._on_end.remove(callback) if callback in self._on_end else None
+
     def _end(self, code: int) -> bool:
         """Mark the stream ended; True if this call ended it."""
         if self.closed:
@@ -116,6 +134,12 @@ class WindowedStream(abc.ABC):
         self.close_code = code
         self._send_window.abort()
         self._inbound.put_nowait(None)
+        callbacks, self._on_end = self._on_end, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                logger.exception("stream end callback failed")
         return True
 
     def _on_data(self, payload: bytes) -> None:
@@ -170,7 +194,18 @@ class Multiplexer:
         max_streams: int = 1024,
         window: int = p.INITIAL_WINDOW,
     ) -> None:
-        self.send = send
+        self._send_message = send
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._wakeup = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._flusher: asyncio.Task[None] | None = None
+        self._sending = asyncio.Lock()
+        self._corked = False
+        self._broken = False
         self.role = role
         self.window = window
         self._handlers = dict(handlers or {})
@@ -185,8 +220,99 @@ class Multiplexer:
         """Number of open streams."""
         return len(self._streams)
 
+    # -- sending ----------------------------------------------------------------------------
+
+    async def send(self, frame: bytes) -> None:
+        """Send one encoded frame to the peer (see the module docstring).
+
+        Adaptive corking: the first frame of a turn of the event loop leaves at once
+        (no latency added to a lone keystroke or request); frames sent after it in the
+        same turn, or while a send is in progress, are queued and leave together as one
+        batch. Raises StreamClosed once the transport failed.
+        """
+        if self._broken:
+            raise p.StreamClosed("the tunnel is gone")
+        if not self._corked and not self._pending and not self._sending.locked():
+            self._corked = True
+            asyncio.get_running_loop().call_soon(self._uncork)
+            async with self._sending:
+                if not await self._transmit(frame):
+                    raise p.StreamClosed("the tunnel is gone")
+            return
+        while self._pending_size >= MAX_PENDING and not self._broken:
+            self._room.clear()
+            await self._room.wait()
+        if self._broken:
+            raise p.StreamClosed("the tunnel is gone")
+        self._pending.append(frame)
+        self._pending_size += len(frame)
+        self._idle.clear()
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_forever(), name="mux-flush")
+        self._wakeup.set()
+
+    def _uncork(self) -> None:
+        self._corked = False
+
+    async def flush(self) -> None:
+        """Wait until every frame sent so far was handed to the transport (or it failed)."""
+        await self._idle.wait()
+        async with self._sending:
+            pass
+
+    async def _flush_forever(self) -> None:
+        try:
+            while not self._broken:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                async with self._sending:
+                    while self._pending and await self._transmit(self._take_batch()):
+                        pass
+                self._idle.set()
+        finally:
+            self._room.set()
+            self._idle.set()
+
+    async def _transmit(self, message: bytes) -> bool:
+        """Hand one message to the transport; False (and the tunnel marked broken) if it
+        failed — the tunnel is then ending, and `aclose` ends every stream."""
+        try:
+            await self._send_message(message)
+        except Exception as exc:  # noqa: BLE001 - any transport failure ends the tunnel
+            logger.debug("tunnel send failed: %s", exc)
+            self._broken = True
+            self._pending.clear()
+            self._pending_size = 0
+            self._room.set()
+            return False
+        return True
+
+    def _take_batch(self) -> bytes:
+        """Remove the next frames that fit in one message from the queue."""
+        pending = self._pending
+        size = p.HEADER.size
+        count = 0
+        for frame in pending:
+            needed = p.batch_size(frame)
+            if count and size + needed > p.MAX_BATCH:
+                break
+            size += needed
+            count += 1
+        frames = pending[:count]
+        del pending[:count]
+        self._pending_size -= sum(len(f) for f in frames)
+        if self._pending_size < MAX_PENDING:
+            self._room.set()
+        return p.batch_message(frames)
+
+    # -- receiving --------------------------------------------------------------------------
+
     async def feed(self, data: bytes) -> None:
-        """Route one binary message received from the peer."""
+        """Route one binary message received from the peer (a frame or a batch)."""
+        for frame in p.split_message(data):
+            await self._feed_frame(frame)
+
+    async def _feed_frame(self, data: bytes) -> None:
         try:
             frame = p.decode_frame(data)
         except p.ProtocolError as exc:
@@ -235,9 +361,14 @@ class Multiplexer:
 
     async def aclose(self) -> None:
         """The tunnel is gone: end every stream silently and cancel handlers."""
+        self._broken = True
+        self._pending.clear()
+        self._pending_size = 0
         for stream in list(self._streams.values()):
             stream._end(p.CLOSE_INTERNAL)
         tasks = list(self._tasks)
+        if self._flusher is not None:
+            tasks.append(self._flusher)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

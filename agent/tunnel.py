@@ -197,7 +197,7 @@ class Tunnel:
             additional_headers={"Authorization": f"Bearer {self._token}"},
             user_agent_header=f"enclave-agent/{__version__}",
             compression=None,
-            max_size=protocol.MAX_FRAME + 1024,
+            max_size=protocol.MAX_BATCH,
             ping_interval=None,
             open_timeout=self.open_timeout,
             close_timeout=5,

@@ -76,7 +76,10 @@ async def open_stream(
     """
     local = LOCAL_TUNNELS.get(cluster_id)
     if local is not None:
-        return await local.mux.open_stream(request)
+        try:
+            return await local.mux.open_stream(request)
+        except p.StreamClosed as exc:  # the tunnel's socket failed under us
+            raise TunnelUnavailable("the cluster's tunnel is closing") from exc
     if not tunnel_channel:
         raise TunnelUnavailable("the cluster's agent is not connected")
     return await RemoteStream.open(tunnel_channel, request)

@@ -15,12 +15,17 @@ DATA: Final = 2
 CLOSE: Final = 3
 CREDIT: Final = 4
 FRAME_TYPES: Final = frozenset({OPEN, DATA, CLOSE, CREDIT})
+BATCH: Final = 5
+"""Header type of a binary message that carries several frames (see `batch_message`)."""
+BATCH_LENGTH: Final = struct.Struct("!I")
 
 MAX_PAYLOAD: Final = 64 * 1024
 """Largest DATA (and OPEN) payload in bytes."""
 MAX_CLOSE_REASON: Final = 1024
 """Largest CLOSE payload: an optional UTF-8 reason for logs."""
 MAX_FRAME: Final = HEADER.size + MAX_PAYLOAD
+MAX_BATCH: Final = 256 * 1024
+"""Largest binary message: a single frame, or a BATCH of frames, in bytes."""
 MAX_MESSAGE: Final = 1024 * 1024
 """Largest text message in bytes once UTF-8 encoded (events carry environments)."""
 INITIAL_WINDOW: Final = 256 * 1024
@@ -215,6 +220,65 @@ def credit_frame(stream: int, granted: int) -> bytes:
 def chunks(data: bytes, size: int = MAX_PAYLOAD) -> list[bytes]:
     """Split ``data`` into DATA-sized pieces (no piece for empty input)."""
     return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+# -- batches --------------------------------------------------------------------------------
+
+
+def batch_message(frames: list[bytes]) -> bytes:
+    """One binary message carrying ``frames`` (already encoded, in order).
+
+    Layout: a header with type BATCH, stream 0 and arg = the number of frames, then
+    each frame as ``length u32`` + frame. A single frame is sent as it is, without a
+    batch around it. The sender keeps the whole message within MAX_BATCH.
+    """
+    if len(frames) == 1:
+        return frames[0]
+    parts = [HEADER.pack(BATCH, 0, len(frames))]
+    for frame in frames:
+        parts.append(BATCH_LENGTH.pack(len(frame)))
+        parts.append(frame)
+    return b"".join(parts)
+
+
+def batch_size(frame: bytes) -> int:
+    """Bytes ``frame`` takes inside a batch."""
+    return BATCH_LENGTH.size + len(frame)
+
+
+def split_message(data: bytes | bytearray | memoryview) -> list[bytes]:
+    """The frames of one binary message: the message itself, or a BATCH's frames.
+
+    Frames are returned undecoded (`decode_frame` validates each). Raises ProtocolError
+    (``stream=None``: drop the tunnel) if the message exceeds MAX_BATCH or a batch is
+    malformed — a count that does not match, a length past the end, a frame shorter
+    than a header or longer than MAX_FRAME, or bytes after the last frame.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "frame must be binary")
+    data = bytes(data)
+    if len(data) > MAX_BATCH:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, f"binary message of {len(data)} bytes")
+    if len(data) < HEADER.size or data[0] != BATCH:
+        return [data]
+    _, stream, count = HEADER.unpack_from(data)
+    if stream != 0 or count < 1:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "malformed batch header")
+    frames = []
+    offset = HEADER.size
+    end = len(data)
+    for _ in range(count):
+        if offset + BATCH_LENGTH.size > end:
+            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "batch ends inside a length")
+        (size,) = BATCH_LENGTH.unpack_from(data, offset)
+        offset += BATCH_LENGTH.size
+        if not HEADER.size <= size <= MAX_FRAME or offset + size > end:
+            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "batch frame length out of range")
+        frames.append(data[offset : offset + size])
+        offset += size
+    if offset != end:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "bytes after the last frame of a batch")
+    return frames
 
 
 # -- text messages --------------------------------------------------------------------------
@@ -414,6 +478,8 @@ class ReceiveWindow:
 
 
 __all__ = [
+    "BATCH",
+    "BATCH_LENGTH",
     "CLOSE",
     "CLOSE_FLOW_CONTROL",
     "CLOSE_INTERNAL",
@@ -429,6 +495,7 @@ __all__ = [
     "FRAME_TYPES",
     "HEADER",
     "INITIAL_WINDOW",
+    "MAX_BATCH",
     "MAX_CLOSE_REASON",
     "MAX_FRAME",
     "MAX_MESSAGE",
@@ -444,6 +511,8 @@ __all__ = [
     "RpcError",
     "SendWindow",
     "StreamClosed",
+    "batch_message",
+    "batch_size",
     "chunks",
     "close_frame",
     "credit_frame",
@@ -463,4 +532,5 @@ __all__ = [
     "ping_message",
     "pong_message",
     "rpc_request",
+    "split_message",
 ]

@@ -122,9 +122,9 @@ class Wire:
         self.data_bytes = 0
 
     async def send(self, data: bytes) -> None:
-        frame = p.decode_frame(data)
-        if frame.type == p.DATA:
-            self.data_bytes += len(frame.payload)
+        for frame in map(p.decode_frame, p.split_message(data)):
+            if frame.type == p.DATA:
+                self.data_bytes += len(frame.payload)
         await self.peer.feed(data)
 
 
@@ -293,6 +293,28 @@ async def test_portal_closing_the_stream_ends_the_upstream_request(setup):
     await asyncio.sleep(0.1)
     app.sse_next.set()  # the app writes to a connection the agent already closed
     assert await portal_streams_settle(portal) == 0
+
+
+async def test_portal_closing_before_the_answer_drops_the_app_connection(setup):
+    """A body-less request the app has not answered yet: the portal's CLOSE (browser gone)
+    ends the exchange at once and the connection to the app is closed, not reused."""
+    dropped = asyncio.Event()
+
+    async def slow(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        if not await reader.read(1):  # EOF: the agent closed the connection
+            dropped.set()
+
+    server = await asyncio.start_server(slow, "127.0.0.1", 0)
+    _, runtime, portal, _ = setup
+    runtime.ports[3000] = server.sockets[0].getsockname()[1]
+    try:
+        stream = await portal.open_stream(_request("/slow"))
+        await asyncio.sleep(0.1)
+        await stream.close(p.CLOSE_NORMAL)
+        await asyncio.wait_for(dropped.wait(), 5)
+    finally:
+        server.close()
 
 
 async def portal_streams_settle(portal) -> int:

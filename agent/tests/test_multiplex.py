@@ -6,7 +6,7 @@ import struct
 import pytest
 
 from agent import protocol as p
-from agent.multiplex import Multiplexer
+from agent.multiplex import MAX_PENDING, Multiplexer
 
 
 class Wire:
@@ -17,7 +17,7 @@ class Wire:
         self.peer: Multiplexer | None = None
 
     async def send(self, data: bytes) -> None:
-        self.frames.append(p.decode_frame(data))
+        self.frames.extend(map(p.decode_frame, p.split_message(data)))
         if self.peer is not None:
             await self.peer.feed(data)
 
@@ -92,13 +92,16 @@ async def test_agent_refuses_even_and_duplicate_ids_and_unknown_kinds():
     wire = Wire()
     agent = Multiplexer(wire.send, {"rpc": park})
     await agent.feed(p.open_frame(2, {"kind": "rpc"}))
+    await agent.flush()
     assert wire.frames[-1] == p.Frame(p.CLOSE, 2, p.CLOSE_PROTOCOL_ERROR, wire.frames[-1].payload)
     await agent.feed(p.open_frame(1, {"kind": "rpc"}))
     await started.wait()
     await agent.feed(p.open_frame(1, {"kind": "rpc"}))
+    await agent.flush()
     assert (wire.frames[-1].stream, wire.frames[-1].arg) == (1, p.CLOSE_PROTOCOL_ERROR)
     assert agent.streams == 0
     await agent.feed(p.open_frame(3, {"kind": "http"}))
+    await agent.flush()
     assert (wire.frames[-1].stream, wire.frames[-1].arg) == (3, p.CLOSE_REFUSED)
     await agent.aclose()
 
@@ -107,6 +110,7 @@ async def test_portal_role_refuses_open_and_agent_cannot_open():
     wire = Wire()
     portal = Multiplexer(wire.send, role="portal")
     await portal.feed(p.open_frame(1, {"kind": "rpc"}))
+    await portal.flush()
     assert wire.frames[-1].arg == p.CLOSE_PROTOCOL_ERROR
     with pytest.raises(RuntimeError):
         await Multiplexer(wire.send).open_stream({"kind": "rpc"})
@@ -119,21 +123,25 @@ async def test_unknown_stream_overdraw_and_malformed_frames():
     wire = Wire()
     agent = Multiplexer(wire.send, {"rpc": park}, window=100)
     await agent.feed(p.data_frame(41, b"hi"))
+    await agent.flush()
     assert (wire.frames[-1].type, wire.frames[-1].arg) == (p.CLOSE, p.CLOSE_UNKNOWN_STREAM)
     count = len(wire.frames)
     await agent.feed(p.data_frame(41, b"again"))  # already answered: stay quiet
     await agent.feed(p.credit_frame(77, 10))
     await agent.feed(p.close_frame(77))
+    await agent.flush()
     assert len(wire.frames) == count
 
     await agent.feed(p.open_frame(5, {"kind": "rpc"}))
     await agent.feed(p.data_frame(5, b"x" * 100))
     await agent.feed(p.data_frame(5, b"x"))  # beyond the 100 bytes granted
+    await agent.flush()
     assert (wire.frames[-1].stream, wire.frames[-1].arg) == (5, p.CLOSE_FLOW_CONTROL)
     assert agent.streams == 0
 
     await agent.feed(p.open_frame(7, {"kind": "rpc"}))
     await agent.feed(struct.pack("!BII", 99, 7, 0))  # unknown type on a live stream
+    await agent.flush()
     assert (wire.frames[-1].stream, wire.frames[-1].arg) == (7, p.CLOSE_PROTOCOL_ERROR)
     with pytest.raises(p.ProtocolError):
         await agent.feed(b"\x02\x00")  # unreadable header: the tunnel must go
@@ -174,7 +182,73 @@ async def test_too_many_streams_are_refused():
     agent = Multiplexer(wire.send, {"rpc": park}, max_streams=2)
     for stream_id in (1, 3, 5):
         await agent.feed(p.open_frame(stream_id, {"kind": "rpc"}))
+        await agent.flush()
     assert (wire.frames[-1].stream, wire.frames[-1].arg) == (5, p.CLOSE_REFUSED)
     assert agent.streams == 2
     await agent.aclose()
     assert agent.streams == 0
+
+
+async def test_the_first_frame_of_a_turn_leaves_at_once_and_the_rest_as_one_batch():
+    messages: list[bytes] = []
+
+    async def send(data: bytes) -> None:
+        messages.append(data)
+
+    portal = Multiplexer(send, role="portal")
+    streams = [await portal.open_stream({"kind": "rpc"}) for _ in range(3)]
+    assert len(messages) == 1  # OPEN 1 went at once, unbatched
+    for stream in streams:
+        await stream.write(b"hello")
+    await portal.flush()
+    assert len(messages) == 2 and messages[1][0] == p.BATCH
+    frames = [p.decode_frame(f) for m in messages for f in p.split_message(m)]
+    assert [(f.type, f.stream) for f in frames] == [
+        (p.OPEN, 1), (p.OPEN, 3), (p.OPEN, 5), (p.DATA, 1), (p.DATA, 3), (p.DATA, 5)
+    ]  # fmt: skip
+    await asyncio.sleep(0)  # a new turn: the next frame leaves alone again
+    await streams[0].write(b"alone")
+    assert p.decode_frame(messages[2]) == p.Frame(p.DATA, 1, 0, b"alone")
+    await portal.aclose()
+
+
+async def test_batches_stay_within_max_batch_and_a_slow_transport_stops_writers():
+    release = asyncio.Event()
+    messages: list[bytes] = []
+
+    async def slow_send(data: bytes) -> None:
+        messages.append(data)
+        await release.wait()
+
+    portal = Multiplexer(slow_send, role="portal")
+
+    async def write_lots() -> None:
+        stream = await portal.open_stream({"kind": "rpc"})
+        stream._on_credit(10 * 1024 * 1024)
+        await stream.write(b"x" * (4 * 1024 * 1024))
+
+    writer = asyncio.create_task(write_lots())
+    await settle()
+    # The transport took one message and blocks; queued frames are bounded.
+    assert not writer.done() and len(messages) == 1
+    assert portal._pending_size <= MAX_PENDING + p.MAX_FRAME
+    release.set()
+    await writer
+    await portal.flush()
+    assert all(len(m) <= p.MAX_BATCH for m in messages)
+    frames = [p.decode_frame(f) for m in messages for f in p.split_message(m)]
+    assert sum(len(f.payload) for f in frames if f.type == p.DATA) == 4 * 1024 * 1024
+    await portal.aclose()
+
+
+async def test_a_failed_transport_fails_every_later_send():
+    async def broken(data: bytes) -> None:
+        raise ConnectionError("gone")
+
+    portal = Multiplexer(broken, role="portal")
+    with pytest.raises(p.StreamClosed):
+        await portal.open_stream({"kind": "rpc"})
+    with pytest.raises(p.StreamClosed):
+        await portal.send(p.data_frame(1, b"x"))
+    await portal.flush()
+    await portal.aclose()

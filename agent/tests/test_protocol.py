@@ -163,6 +163,62 @@ def test_decode_frame_fuzz_structured(kind, stream, arg, payload):
         p.decode_frame(struct.pack("!BII", kind, stream, arg) + payload)
 
 
+def test_batch_round_trip_and_single_frames_travel_bare():
+    frames = [p.open_frame(1, {"kind": "rpc"}), p.data_frame(1, b"abc"), p.credit_frame(3, 9)]
+    message = p.batch_message(frames)
+    assert message[0] == p.BATCH and struct.unpack_from("!BII", message) == (p.BATCH, 0, 3)
+    assert p.split_message(message) == frames
+    assert p.batch_message(frames[:1]) == frames[0]
+    assert p.split_message(frames[1]) == [frames[1]]
+
+
+def _batch(*parts: bytes, count: int | None = None) -> bytes:
+    head = struct.pack("!BII", p.BATCH, 0, len(parts) if count is None else count)
+    return head + b"".join(parts)
+
+
+def _item(frame: bytes, length: int | None = None) -> bytes:
+    return struct.pack("!I", len(frame) if length is None else length) + frame
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _batch(_item(p.data_frame(1, b"a")), count=2),  # fewer frames than announced
+        _batch(_item(p.data_frame(1, b"a")), b"\x00", count=1),  # bytes after the last frame
+        _batch(_item(p.data_frame(1, b"a"), 99)),  # length past the end
+        _batch(_item(b"\x02\x00")),  # shorter than a header
+        _batch(b"\x00\x00"),  # ends inside a length
+        _batch(count=0),
+        struct.pack("!BII", p.BATCH, 7, 1) + _item(p.data_frame(1, b"a")),  # stream not 0
+        b"\x02" * (p.MAX_BATCH + 1),  # too large, batch or not
+    ],
+)
+def test_malformed_batches_drop_the_tunnel(raw):
+    with pytest.raises(p.ProtocolError) as error:
+        p.split_message(raw)
+    assert error.value.stream is None
+
+
+def test_a_batch_inside_a_batch_is_unreadable():
+    inner = p.batch_message([p.data_frame(1, b"a"), p.data_frame(1, b"b")])
+    [frame] = p.split_message(_batch(_item(inner)))
+    with pytest.raises(p.ProtocolError) as error:
+        p.decode_frame(frame)
+    assert error.value.stream is None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=40), max_size=6), st.integers(0, 8))
+def test_split_message_fuzz_only_raises_protocol_error(parts, count):
+    raw = _batch(*(_item(part) for part in parts), count=count)
+    try:
+        frames = p.split_message(raw)
+    except p.ProtocolError:
+        return
+    assert frames == parts and count == len(parts)
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.one_of(st.text(max_size=200), st.from_regex(r'\{"type": ?"[a-z]*".*\}', fullmatch=True)))
 def test_decode_message_fuzz_only_raises_protocol_error(text):

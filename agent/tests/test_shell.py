@@ -250,6 +250,7 @@ async def test_no_credit_stops_reading_the_pty(portal, service):
     await asyncio.sleep(0.5)
     assert session.produced == stalled, "the PTY is still read without credit"
     assert stalled <= p.INITIAL_WINDOW + p.SHELL_CHUNK
+
     # Reading grants credit back (in batches of half a window); the shell runs again.
     async def read_until_resumed() -> None:
         while session.produced == stalled:

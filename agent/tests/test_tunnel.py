@@ -66,13 +66,13 @@ async def rpc(ws, stream_id, method, params=None):
         message = await ws.recv()
         if isinstance(message, str):
             continue
-        frame = p.decode_frame(message)
-        assert frame.stream == stream_id
-        if frame.type == p.DATA:
-            body += frame.payload
-        elif frame.type == p.CLOSE:
-            assert frame.arg == p.CLOSE_NORMAL
-            return p.decode_rpc_response(body)
+        for frame in map(p.decode_frame, p.split_message(message)):
+            assert frame.stream == stream_id
+            if frame.type == p.DATA:
+                body += frame.payload
+            elif frame.type == p.CLOSE:
+                assert frame.arg == p.CLOSE_NORMAL
+                return p.decode_rpc_response(body)
 
 
 @contextlib.asynccontextmanager
@@ -125,7 +125,7 @@ async def test_hello_rpc_ping_and_refused_kinds(runtime):
             await rpc(ws, 7, "no.such.method")
         outcome["unknown"] = info.value.code
         await ws.send(p.open_frame(9, {"kind": "shell"}))
-        frame = p.decode_frame(await ws.recv())
+        [frame] = map(p.decode_frame, p.split_message(await ws.recv()))
         outcome["shell"] = (frame.type, frame.stream, frame.arg)
         await ws.send(p.encode_message(p.ping_message(42)))
         while (reply := p.decode_message(await ws.recv()))["type"] != "pong":
@@ -157,20 +157,21 @@ async def test_large_rpc_response_is_chunked_and_waits_for_credit(tmp_path):
 
     async def script(ws, n):
         await ws.send(p.open_frame(1, p.rpc_request("environments.list")))
-        body, received = b"", 0
-        while True:
+        body, received, closed = b"", 0, False
+        while not closed:
             message = await ws.recv()
             if isinstance(message, str):
                 continue  # events of the environments still provisioning
-            frame = p.decode_frame(message)
-            if frame.type == p.CLOSE:
-                break
-            body += frame.payload
-            received += len(frame.payload)
-            assert received <= p.INITIAL_WINDOW + seen.get("granted", 0)
-            if received - seen.get("granted", 0) >= p.INITIAL_WINDOW:
-                seen["granted"] = seen.get("granted", 0) + p.INITIAL_WINDOW
-                await ws.send(p.credit_frame(1, p.INITIAL_WINDOW))
+            for frame in map(p.decode_frame, p.split_message(message)):
+                if frame.type == p.CLOSE:
+                    closed = True
+                    break
+                body += frame.payload
+                received += len(frame.payload)
+                assert received <= p.INITIAL_WINDOW + seen.get("granted", 0)
+                if received - seen.get("granted", 0) >= p.INITIAL_WINDOW:
+                    seen["granted"] = seen.get("granted", 0) + p.INITIAL_WINDOW
+                    await ws.send(p.credit_frame(1, p.INITIAL_WINDOW))
         seen["result"] = p.decode_rpc_response(body)
         await ws.wait_closed()
 

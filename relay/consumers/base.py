@@ -45,9 +45,7 @@ class LeanWebsocketConsumer(AsyncWebsocketConsumer):
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
-            self.channel_receive = functools.partial(
-                self.channel_layer.receive, self.channel_name
-            )
+            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
         layer_task: asyncio.Task[None] | None = None
         try:
             while True:

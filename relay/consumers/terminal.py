@@ -35,7 +35,6 @@ import time
 from typing import Any, Final
 from urllib.parse import parse_qs
 
-
 from agent import protocol as p
 from portal.errors import ApplicationError
 from relay.choices import TicketKind

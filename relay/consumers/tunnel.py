@@ -229,6 +229,11 @@ class TunnelConsumer(LeanWebsocketConsumer):
                 reply, {"type": "relay.close", "code": exc.code, "reason": exc.reason}
             )
             return
+        except p.StreamClosed:  # this tunnel's socket failed under us
+            await self.channel_layer.send(
+                reply, {"type": "relay.close", "code": p.CLOSE_INTERNAL, "reason": "tunnel closing"}
+            )
+            return
         pump = RelayPump(stream, reply)
         self._pumps[reply] = pump
         await self.channel_layer.send(reply, {"type": "relay.opened"})

@@ -74,6 +74,7 @@ class ScriptedAgent:
     """The agent end of a tunnel, driven step by step by a test."""
 
     def __init__(self, token: str) -> None:
+        self.buffered: list[p.Frame] = []
         self.ws = WebsocketCommunicator(
             application,
             "/agent/v1/tunnel",
@@ -84,10 +85,11 @@ class ScriptedAgent:
         assert (await self.ws.connect())[0]
 
     async def frame(self) -> p.Frame:
-        while True:
+        while not self.buffered:
             message = await self.ws.receive_output(5)
             if message.get("bytes") is not None:
-                return p.decode_frame(message["bytes"])
+                self.buffered.extend(map(p.decode_frame, p.split_message(message["bytes"])))
+        return self.buffered.pop(0)
 
     async def opened(self) -> tuple[int, dict]:
         while (frame := await self.frame()).type != p.OPEN:
@@ -440,3 +442,45 @@ def test_end_idle_previews_command_ends_only_idle_preview_sessions(member):
     shell.refresh_from_db()
     assert idle.close_reason == "idle" and idle.ended_at is not None
     assert busy.ended_at is None and shell.ended_at is None
+
+
+def _request_scope(cookie: str, path: str = "/events") -> dict:
+    return {
+        "type": "http", "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"",
+        "headers": [(b"host", _host()), (b"cookie", cookie.encode())],
+    }  # fmt: skip
+
+
+async def _closed_by_portal(agent: ScriptedAgent, stream_id: int) -> bool:
+    while True:
+        frame = await agent.frame()
+        if frame.stream == stream_id and frame.type == p.CLOSE:
+            return True
+
+
+@pytest.mark.parametrize("answer", ["streaming", "not_yet"])
+async def test_a_browser_that_leaves_ends_the_agent_stream(setup, answer):
+    """Whether the answer streams (server-sent events) or has not started yet (a slow
+    app, a long poll), a browser going away closes the stream: the app is not left
+    writing into nowhere, nor waited for."""
+    cluster, agent, member = setup
+    cookie, _ = await _login(member, cluster)
+    communicator = ApplicationCommunicator(app_with_client, _request_scope(cookie))
+    await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+    stream_id, _ = await agent.opened()
+    if answer == "streaming":
+        head = {"status": 200, "headers": [["Content-Type", "text/event-stream"]]}
+        await agent.send(stream_id, p.encode_json_record(p.REC_HEAD, head))
+        await agent.send(stream_id, p.encode_record(p.REC_BODY, b"data: 1\n\n"))
+        start = await communicator.receive_output(5)
+        assert start["type"] == "http.response.start" and start["status"] == 200
+        body = b""
+        while not body:
+            body = (await communicator.receive_output(5))["body"]
+        assert body == b"data: 1\n\n"
+    else:
+        await asyncio.sleep(0.2)  # longer than the portal waits before watching
+    await communicator.send_input({"type": "http.disconnect"})
+    assert await asyncio.wait_for(_closed_by_portal(agent, stream_id), 5)
+    await communicator.wait(5)

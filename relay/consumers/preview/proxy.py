@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 HEAD_TIMEOUT: Final = 130.0
 """How long to wait for the response head: the agent's own 120 s limit, plus margin."""
+WATCH_AFTER: Final = 0.05
+"""Seconds a body-less request waits for its answer before the portal watches for the
+browser going away (a streamed answer is watched from its first byte)."""
 BODY_CHUNK: Final = p.MAX_PAYLOAD - p.RECORD_HEADER.size
 _HOP_BY_HOP: Final = frozenset(
     {
@@ -224,14 +227,32 @@ async def forward_http(
         return
     stop = _stopper(stream)
     session.streams.add(stop)
-    upload = asyncio.create_task(_upload(receive, stream, has_body, session))
+    # The task reading the browser's side (body, disconnect) starts at once for a request
+    # with a body; otherwise only once the answer streams or is slow to come: the usual
+    # small answer, complete with its head, needs no task of its own.
+    upload: asyncio.Task[None] | None = None
+    left = asyncio.Event()
+
+    def watch() -> None:
+        nonlocal upload
+        if upload is None:
+            upload = asyncio.create_task(_upload(receive, stream, has_body, session, left))
+
+    timer = None
+    if has_body:
+        watch()
+    else:
+        timer = asyncio.get_running_loop().call_later(WATCH_AFTER, watch)
     finished = False
     try:
-        finished = await _respond(send, stream, session)
+        finished = await _respond(send, stream, session, watch, left)
     finally:
         session.streams.discard(stop)
-        upload.cancel()
-        await asyncio.gather(upload, return_exceptions=True)
+        if timer is not None:
+            timer.cancel()
+        if upload is not None:
+            upload.cancel()
+            await asyncio.gather(upload, return_exceptions=True)
         # After END the agent closes the stream itself: one frame less per request. A
         # stream of another process still needs `close()` to stop its channel reader.
         if not finished or isinstance(stream, RemoteStream):
@@ -253,13 +274,14 @@ def _stopper(stream: StreamLike) -> Callable[[], Any]:
 
 
 async def _upload(
-    receive: Any, stream: StreamLike, has_body: bool, session: PreviewSession
+    receive: Any, stream: StreamLike, has_body: bool, session: PreviewSession, left: asyncio.Event
 ) -> None:
     """Browser → agent: body records as the server hands them over; closes on disconnect."""
     sending = has_body
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
+            left.set()
             await stream.close(p.CLOSE_NORMAL, "browser went away")
             return
         if message["type"] != "http.request" or not sending:
@@ -276,9 +298,16 @@ async def _upload(
             sending = False  # the app answered without reading everything: fine
 
 
-async def _respond(send: Any, stream: StreamLike, session: PreviewSession) -> bool:
+async def _respond(
+    send: Any,
+    stream: StreamLike,
+    session: PreviewSession,
+    watch: Callable[[], None],
+    left: asyncio.Event,
+) -> bool:
     """Stream the answer to the browser; True once the agent finished its side (it then
-    sends CLOSE itself, so the portal need not)."""
+    sends CLOSE itself, so the portal need not). `watch()` is called before a body that
+    streams, so a browser that goes away ends the stream."""
     records = p.RecordReader(stream.read)
     try:
         head = await _first_record(records)
@@ -315,9 +344,13 @@ async def _respond(send: Any, stream: StreamLike, session: PreviewSession) -> bo
     body = b"".join(parts)
     session.bytes_out += len(body)
     await send({"type": "http.response.body", "body": body, "more_body": not complete})
+    if not complete:
+        watch()
     while not complete:
         record = await records.next()
         if record is None:
+            if left.is_set():
+                return True  # the browser went away: nobody to tell
             raise UpstreamCut(f"preview of {session.environment_id}:{session.port} cut")
         kind, payload = record
         if kind == p.REC_END:

@@ -185,6 +185,7 @@ class Registry:
         self.sessions: dict[int, PreviewSession] = {}
         self.channel_name = ""
         self._decoded: dict[str, tuple[tuple[int, str, int], float]] = {}
+        self._refreshing: dict[int, asyncio.Future[PreviewSession | None]] = {}
         self._rules: list[FirewallRule] = []
         self._rules_at = -1e9
         self._rules_lock = asyncio.Lock()
@@ -262,7 +263,19 @@ class Registry:
         return session
 
     async def refresh(self, session_id: int) -> PreviewSession | None:
-        """Re-read one session's row; an ended one is dropped and its streams cut."""
+        """Re-read one session's row; an ended one is dropped and its streams cut.
+
+        Concurrent refreshes of one session share a single query: when its second is
+        up, every request in flight on that session waits for the same row.
+        """
+        pending = self._refreshing.get(session_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._refresh(session_id))
+            self._refreshing[session_id] = pending
+            pending.add_done_callback(lambda _: self._refreshing.pop(session_id, None))
+        return await asyncio.shield(pending)
+
+    async def _refresh(self, session_id: int) -> PreviewSession | None:
         row = await _load(session_id)
         known = self.sessions.get(session_id)
         if row is None or row["ended_at"] is not None or not row["user__is_active"]:
