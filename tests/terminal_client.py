@@ -64,7 +64,8 @@ class TerminalClient:
 
     async def pull(self, timeout: float = 10.0) -> None:
         """Receive one frame (raises ConnectionClosed once the socket ended)."""
-        frame = await asyncio.wait_for(self.ws.recv(), timeout)
+        async with asyncio.timeout(timeout):  # unlike wait_for, no task per frame
+            frame = await self.ws.recv()
         if isinstance(frame, bytes):
             self.output += frame
             self._unacked += len(frame)
