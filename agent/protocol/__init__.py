@@ -1,9 +1,10 @@
 """Wire codec of the portal ⇄ agent tunnel, shared by both sides.
 
-One WebSocket carries many streams. Binary WebSocket messages are *frames*: a
+One WebSocket carries many streams. Binary WebSocket messages carry *frames*: a
 9-byte big-endian header (``type u8``, ``stream u32``, ``arg u32``) followed by a
-payload. Text WebSocket messages are agent-level JSON *messages* (``hello``,
-``ping``, ``pong``, ``event``, ``error``).
+payload — one frame per message, or several inside a ``BATCH`` (see
+:func:`batch_message`). Text WebSocket messages are agent-level JSON *messages*
+(``hello``, ``ping``, ``pong``, ``event``, ``error``).
 
 Guarantees:
 

@@ -1,0 +1,68 @@
+"""The lean consumer loop: Channels' consumer contract, without per-message tasks."""
+
+from __future__ import annotations
+
+import asyncio
+
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from relay.consumers.base import LeanWebsocketConsumer
+
+
+class Recorder(LeanWebsocketConsumer):
+    """Accepts after a pause; echoes socket text; records channel-layer messages."""
+
+    events: list[str]
+    names: asyncio.Queue[str]
+
+    async def connect(self) -> None:
+        await Recorder.names.put(self.channel_name)
+        await asyncio.sleep(0.2)  # a layer message sent meanwhile must wait
+        Recorder.events.append("connected")
+        await self.accept()
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        await self.send(text_data=f"echo:{text_data}")
+
+    async def note_this(self, event) -> None:
+        Recorder.events.append(f"layer:{event['value']}")
+        await self.send(text_data=f"layer:{event['value']}")
+
+    async def explode(self, event) -> None:
+        raise RuntimeError("handler bug")
+
+    async def disconnect(self, code) -> None:
+        Recorder.events.append(f"disconnected:{code}")
+
+
+async def _open() -> tuple[WebsocketCommunicator, str, asyncio.Future]:
+    Recorder.events = []
+    Recorder.names = asyncio.Queue()
+    communicator = WebsocketCommunicator(Recorder.as_asgi(), "/ws/test/")
+    connecting = asyncio.ensure_future(communicator.connect())
+    name = await Recorder.names.get()
+    return communicator, name, connecting
+
+
+async def test_layer_messages_wait_for_connect_then_arrive_in_order():
+    communicator, name, connecting = await _open()
+    layer = get_channel_layer()
+    await layer.send(name, {"type": "note.this", "value": 1})
+    await layer.send(name, {"type": "note.this", "value": 2})
+    assert (await connecting)[0]
+    assert await communicator.receive_from() == "layer:1"
+    assert await communicator.receive_from() == "layer:2"
+    assert Recorder.events[:3] == ["connected", "layer:1", "layer:2"]
+    await communicator.send_to(text_data="hi")
+    assert await communicator.receive_from() == "echo:hi"
+    await communicator.disconnect()
+    assert Recorder.events[-1] == "disconnected:1000"
+
+
+async def test_a_failing_layer_handler_closes_the_socket():
+    communicator, name, connecting = await _open()
+    assert (await connecting)[0]
+    await get_channel_layer().send(name, {"type": "explode"})
+    assert (await communicator.receive_output(5)) == {"type": "websocket.close", "code": 1011}
+    await communicator.disconnect()
