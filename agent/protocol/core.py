@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 HEADER: Final = struct.Struct("!BII")
@@ -83,19 +83,22 @@ class RpcError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One decoded binary frame. ``payload`` is always ``bytes``."""
+    """One decoded binary frame. ``payload`` is always ``bytes``; an OPEN decoded by
+    `decode_frame` also carries its parsed ``request`` (validated once, parsed once)."""
 
     type: int
     stream: int
     arg: int
     payload: bytes = b""
+    request: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 # -- frames ---------------------------------------------------------------------------------
 
 
-def _check_frame(frame_type: int, stream: int, arg: int, payload: bytes) -> None:
-    """Raise ProtocolError unless the fields form a frame the peer accepts."""
+def _check_frame(frame_type: int, stream: int, arg: int, payload: bytes) -> Any:
+    """Raise ProtocolError unless the fields form a frame the peer accepts; an OPEN's
+    parsed request is returned."""
     if not 0 < stream <= MAX_STREAM_ID:
         raise ProtocolError(CLOSE_PROTOCOL_ERROR, "stream id out of range")
     if frame_type not in FRAME_TYPES:
@@ -106,8 +109,8 @@ def _check_frame(frame_type: int, stream: int, arg: int, payload: bytes) -> None
     if frame_type in (OPEN, DATA) and size > MAX_PAYLOAD:
         raise ProtocolError(CLOSE_PROTOCOL_ERROR, f"payload of {size} bytes", stream=stream)
     if frame_type == OPEN:
-        _parse_open(payload, stream)
-    elif frame_type == CLOSE:
+        return _parse_open(payload, stream)
+    if frame_type == CLOSE:
         if size > MAX_CLOSE_REASON:
             raise ProtocolError(CLOSE_PROTOCOL_ERROR, "CLOSE reason too long", stream=stream)
         try:
@@ -121,6 +124,7 @@ def _check_frame(frame_type: int, stream: int, arg: int, payload: bytes) -> None
             raise ProtocolError(CLOSE_PROTOCOL_ERROR, "CREDIT with payload", stream=stream)
         if arg == 0:
             raise ProtocolError(CLOSE_PROTOCOL_ERROR, "CREDIT of zero bytes", stream=stream)
+    return None
 
 
 def encode_frame(frame_type: int, stream: int, arg: int = 0, payload: bytes = b"") -> bytes:
@@ -141,8 +145,8 @@ def decode_frame(data: bytes | bytearray | memoryview) -> Frame:
         raise ProtocolError(CLOSE_PROTOCOL_ERROR, f"short frame of {len(data)} bytes")
     frame_type, stream, arg = HEADER.unpack_from(data)
     payload = data[HEADER.size :]
-    _check_frame(frame_type, stream, arg, payload)
-    return Frame(frame_type, stream, arg, payload)
+    request = _check_frame(frame_type, stream, arg, payload)
+    return Frame(frame_type, stream, arg, payload, request)
 
 
 def _json_constant(name: str) -> Any:
@@ -182,6 +186,8 @@ def decode_open(frame: Frame) -> dict[str, Any]:
     """The JSON object of an OPEN frame (``kind`` guaranteed in STREAM_KINDS)."""
     if frame.type != OPEN:
         raise ProtocolError(CLOSE_PROTOCOL_ERROR, "not an OPEN frame", stream=frame.stream)
+    if frame.request is not None:
+        return frame.request
     return _parse_open(frame.payload, frame.stream)
 
 
