@@ -13,9 +13,10 @@ how messages reach it:
 
 * socket messages are awaited and dispatched in order on the consumer's own task;
 * channel-layer messages are read by a second task, started once `websocket.connect`
-  has been handled (as with Channels, no layer message is handled before `connect`
-  returns), and dispatched in order; a layer handler that fails is logged and closes
-  the socket (1011) instead of killing the consumer silently;
+  has been handled and only if the socket was accepted (as with Channels, no layer
+  message is handled before `connect` returns; a refused socket never reads the layer),
+  and dispatched in order; a layer handler that fails is logged and closes the socket
+  (1011) instead of killing the consumer silently;
 * nothing runs `close_old_connections` per message: subclasses must reach the ORM only
   through `relay.consumers.tunnel.db_async`, which manages connections itself.
 """
@@ -46,6 +47,7 @@ class LeanWebsocketConsumer(AsyncWebsocketConsumer):
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self._accepted = False
         layer_task: asyncio.Task[None] | None = None
         try:
             while True:
@@ -54,7 +56,7 @@ class LeanWebsocketConsumer(AsyncWebsocketConsumer):
                     await self.websocket_receive(message)
                     continue
                 await self.dispatch(message)
-                if layer_task is None and self.channel_layer is not None:
+                if layer_task is None and self._accepted and self.channel_layer is not None:
                     layer_task = asyncio.create_task(self._layer_loop())
         except StopConsumer:
             pass
@@ -63,6 +65,10 @@ class LeanWebsocketConsumer(AsyncWebsocketConsumer):
                 layer_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, StopConsumer):
                     await layer_task
+
+    async def accept(self, subprotocol=None, headers=None) -> None:
+        self._accepted = True
+        await super().accept(subprotocol, headers)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         handler = getattr(self, get_handler_name(message), None)

@@ -66,3 +66,16 @@ async def test_a_failing_layer_handler_closes_the_socket():
     await get_channel_layer().send(name, {"type": "explode"})
     assert (await communicator.receive_output(5)) == {"type": "websocket.close", "code": 1011}
     await communicator.disconnect()
+
+
+class Refuser(LeanWebsocketConsumer):
+    async def connect(self) -> None:
+        await self.close(code=4401)
+
+
+async def test_a_refused_socket_never_reads_the_channel_layer():
+    communicator = WebsocketCommunicator(Refuser.as_asgi(), "/ws/test/")
+    assert await communicator.connect() == (False, 4401)
+    await asyncio.sleep(0.05)
+    assert not any(t.get_coro().__qualname__.endswith("_layer_loop") for t in asyncio.all_tasks())
+    await communicator.disconnect()
