@@ -12,6 +12,19 @@ def _clear_cache():
     cache.clear()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_worker_thread_connections(django_db_setup):
+    """Async tests reach the ORM through `sync_to_async`, on asgiref's one worker thread,
+    whose connection would otherwise stay open and keep PostgreSQL from dropping the
+    test database at the end of the run. Set up after the test database, so torn down
+    before it."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
+
+
 @pytest.fixture
 def member(db):
     from accounts.tests.factories import UserFactory
