@@ -37,6 +37,7 @@ from tests.harness import Agent, Api, Portal, UvicornPortal, manage, wait_until
 from tests.terminal_client import TerminalClient, shell_ticket
 
 OWNER = "admin@portal.localhost"
+SETTLE = 3.0
 KEYS = b"abcdefghijklmnopqrstuvwxyz"
 
 
@@ -230,6 +231,9 @@ def local_pty(sessions: int, seconds: float, megabytes: int) -> dict[str, float]
 async def measure(stack: Stack, args: argparse.Namespace) -> dict[str, float]:
     one = await echo_rtt(stack, 1, args.seconds)
     many = await echo_rtt(stack, args.sessions, args.seconds)
+    # Let the portal finish ending those sessions (their audit rows) before the next
+    # figure: each measurement stands on its own.
+    await asyncio.sleep(SETTLE)
     mbps = await throughput(stack, args.megabytes)
     before, growth = await stalled_reader_rss(stack, args.stall)
     return {
