@@ -270,18 +270,25 @@ async def test_errors_are_answered_with_a_head(setup, port, environment_status, 
         assert str(port) in head["detail"]
 
 
+@contextlib.asynccontextmanager
+async def serving_port_3000(runtime, handler):
+    """Declared port 3000 answered by `handler` (an asyncio stream handler) meanwhile."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    runtime.ports[3000] = server.sockets[0].getsockname()[1]
+    try:
+        yield
+    finally:
+        server.close()
+
+
 async def test_timeout_is_504(setup):
     async def silent(reader, writer):
         await asyncio.sleep(10)
 
-    server = await asyncio.start_server(silent, "127.0.0.1", 0)
     _, runtime, portal, _ = setup
-    runtime.ports[3000] = server.sockets[0].getsockname()[1]
-    try:
+    async with serving_port_3000(runtime, silent):
         head, _ = await _response(await portal.open_stream(_request("/")))
         assert (head["status"], head["error"]) == (504, "upstream_timeout")
-    finally:
-        server.close()
 
 
 async def test_portal_closing_the_stream_ends_the_upstream_request(setup):
@@ -305,16 +312,12 @@ async def test_portal_closing_before_the_answer_drops_the_app_connection(setup):
         if not await reader.read(1):  # EOF: the agent closed the connection
             dropped.set()
 
-    server = await asyncio.start_server(slow, "127.0.0.1", 0)
     _, runtime, portal, _ = setup
-    runtime.ports[3000] = server.sockets[0].getsockname()[1]
-    try:
+    async with serving_port_3000(runtime, slow):
         stream = await portal.open_stream(_request("/slow"))
         await asyncio.sleep(0.1)
         await stream.close(p.CLOSE_NORMAL)
         await asyncio.wait_for(dropped.wait(), 5)
-    finally:
-        server.close()
 
 
 async def portal_streams_settle(portal) -> int:
