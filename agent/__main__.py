@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from agent import __version__
+from agent.affinity import AffinityError, format_cpus, parse_cpu_list, pin_process
 from agent.runtimes.local import LocalRuntime
 from agent.tunnel import Tunnel, tunnel_url
 
@@ -71,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a terminal's shell outlives a dropped browser, so a reconnect resumes "
         "it (env ENCLAVE_SHELL_GRACE, default 300)",
     )
+    parser.add_argument(
+        "--cpus",
+        default=env.get("ENCLAVE_CPUS", ""),
+        help="run the agent, and the workspaces it starts, on these CPUs only, e.g. 1-3 "
+        "(Linux CPU list; keeps workspaces off the portal's CPUs on a shared host) "
+        "(env ENCLAVE_CPUS, default all)",
+    )
     parser.add_argument("--version", action="version", version=f"enclave-agent {__version__}")
     return parser
 
@@ -103,10 +111,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         tunnel_url(args.portal_url)
     except ValueError as exc:
         parser.error(str(exc))
+    cpus = None
+    if args.cpus.strip():
+        try:
+            cpus = pin_process(parse_cpu_list(args.cpus))
+        except AffinityError as exc:
+            parser.error(f"--cpus: {exc}")
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logger.info("enclave agent %s starting (runtime %s)", __version__, args.runtime)
+    if cpus is not None:
+        logger.info("running on CPUs %s, with the workspaces it starts", format_cpus(cpus))
     asyncio.run(serve(args))
     return 0
 

@@ -8,12 +8,26 @@ preview origin's own app (`relay.consumers.preview`) before anything else: no Dj
 view, middleware or cookie of the portal ever serves a preview host.
 """
 
+import logging
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 django_asgi_app = get_asgi_application()
+
+from django.conf import settings  # noqa: E402
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
+
+from agent.affinity import AffinityError, format_cpus, pin_process  # noqa: E402
+
+if settings.PORTAL_CPUS:
+    # Only the server process is pinned (not manage.py commands): see agent.affinity.
+    try:
+        _cpus = pin_process(settings.PORTAL_CPUS)
+    except AffinityError as exc:
+        raise ImproperlyConfigured(f"PORTAL_CPUS: {exc}") from exc
+    logging.getLogger("portal").info("serving on CPUs %s", format_cpus(_cpus))
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from agent.affinity import AffinityError, parse_cpu_list
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -78,6 +80,14 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[_portal_host, "localhost", "1
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PORTAL_URL])
 # Proxies whose X-Forwarded-For is believed (CIDRs); empty: the socket address is the client.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+# CPUs the server process runs on (Linux CPU list, e.g. "0-1"); empty: all. Applied by
+# portal.asgi when a server loads the app; see agent.affinity and docs/operator-guide.md.
+PORTAL_CPUS: frozenset[int] | None = None
+if env.str("PORTAL_CPUS", default="").strip():
+    try:
+        PORTAL_CPUS = parse_cpu_list(env.str("PORTAL_CPUS"))
+    except AffinityError as exc:
+        raise ImproperlyConfigured(f"PORTAL_CPUS: {exc}") from exc
 
 # --- applications --------------------------------------------------------------------------
 

@@ -154,6 +154,8 @@ class Agent:
     token: str
     data_dir: Path
     proc: subprocess.Popen | None = None
+    args: list[str] = field(default_factory=list)
+    """Extra command-line flags (e.g. ``--cpus``)."""
 
     def start(self) -> Agent:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -166,7 +168,7 @@ class Agent:
         log = open(self.data_dir / "agent.log", "ab")  # noqa: SIM115
         argv = [
             sys.executable, "-m", "agent", "--portal-url", self.portal_url,
-            "--runtime", "local", "--data-dir", str(self.data_dir),
+            "--runtime", "local", "--data-dir", str(self.data_dir), *self.args,
         ]  # fmt: skip
         self.proc = subprocess.Popen(
             argv,

@@ -146,3 +146,25 @@ def test_check_deploy_passes_with_a_production_environment(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_portal_cpus_pin_the_server_process_only(tmp_path):
+    last = max(os.sched_getaffinity(0))
+    env = {"DEBUG": "true", "PORTAL_CPUS": str(last)}
+    check = "import os; print(sorted(os.sched_getaffinity(0)))"
+    # manage.py commands load the settings but keep every CPU ...
+    result = run(SETUP + "; " + check, env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(sorted(os.sched_getaffinity(0)))
+    # ... the ASGI app (what a server loads) runs on PORTAL_CPUS.
+    result = run("import portal.asgi; " + check, env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == f"[{last}]"
+
+
+@pytest.mark.parametrize(("value", "message"), [("0-", "is not a CPU list"),
+                                                ("4095", "none of CPUs 4095")])  # fmt: skip
+def test_a_bad_portal_cpus_stops_start_up_naming_it(tmp_path, value, message):
+    result = run("import portal.asgi", {"DEBUG": "true", "PORTAL_CPUS": value}, tmp_path)
+    assert result.returncode != 0
+    assert "PORTAL_CPUS: " in result.stderr and message in result.stderr
