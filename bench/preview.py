@@ -1,6 +1,6 @@
 """Preview throughput and latency: direct, through Enclave, through configurable-http-proxy.
 
-One run, loopback only, bounded (about two minutes with the defaults). A small asyncio
+One run, loopback only, bounded (about three minutes with the defaults). A small asyncio
 HTTP/1.1 app with keep-alive runs *inside a workspace* (local runtime) and serves
 `/small` (1 KiB) and `/large` (1 MiB). The same app is measured:
 
@@ -8,6 +8,11 @@ HTTP/1.1 app with keep-alive runs *inside a workspace* (local runtime) and serve
 * enclave-daphne / enclave-uvicorn — browser path: portal (under that server) → tunnel →
   agent → app, with a real preview cookie, on the preview Host;
 * chp — JupyterHub's `configurable-http-proxy` (npm, node_modules/.bin) in front of the app.
+
+Each placement (`--placements`) starts everything afresh: *partitioned* puts the proxy
+under test (the portal, `PORTAL_CPUS`, or configurable-http-proxy) on CPU 0 and the agent
+with the workspace's app on the other CPUs (`--cpus`); *shared* leaves every process to
+the scheduler. The client is never pinned.
 
 The client is a raw asyncio HTTP/1.1 keep-alive client in this process: N connections
 each sending requests back to back for a fixed time. Printed per way and size:
@@ -17,7 +22,8 @@ requests/s at concurrency N, and p50/p99 latency at concurrency N and at concurr
 Targets (issue 5): Enclave's small-response throughput ≥ configurable-http-proxy's in the
 same run; p50 added latency ≤ 2 ms over direct.
 
-Run: `.venv/bin/python bench/preview.py [--duration 4] [--concurrency 16]`
+Run: `.venv/bin/python bench/preview.py [--duration 4] [--concurrency 16]
+[--servers daphne,uvicorn:websockets] [--placements partitioned,shared]`
 (needs `npm ci` for configurable-http-proxy; that way is skipped when it is missing).
 """
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -164,14 +171,15 @@ async def _run(target, path, concurrency, duration, latencies) -> int:
     return sum(counts)
 
 
-def start_chp(app_port: int) -> tuple[subprocess.Popen | None, int]:
+def start_chp(app_port: int, cpus: str | None = None) -> tuple[subprocess.Popen | None, int]:
     binary = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
     if not binary.exists():
         print("configurable-http-proxy missing (run `npm ci`): skipping that way")
         return None, 0
     port, api_port = free_port(), free_port()
+    pin = ["taskset", "-c", cpus] if cpus is not None else []
     proc = subprocess.Popen(
-        [str(binary), "--ip", "127.0.0.1", "--port", str(port), "--api-ip", "127.0.0.1",
+        [*pin, str(binary), "--ip", "127.0.0.1", "--port", str(port), "--api-ip", "127.0.0.1",
          "--api-port", str(api_port), "--default-target", f"http://127.0.0.1:{app_port}",
          "--log-level", "warn"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -214,21 +222,30 @@ def run_ways(targets: list[Target], concurrency: int, duration: float) -> list[t
             loaded = asyncio.run(measure(target, path, concurrency, duration))
             single = asyncio.run(measure(target, path, 1, duration / 2))
             rows.append((target.name, label, loaded, single))
-            print(f"  measured {target.name:<34} {label}", file=sys.stderr)
+            print(f"  measured {target.name:<44} {label}", file=sys.stderr)
     return rows
 
 
 def print_table(rows: list[tuple], concurrency: int) -> None:
-    direct = {label: single.p50_ms for name, label, _, single in rows if name == "direct"}
+    """One line per way and size; "added" is against direct in the same placement."""
+
+    def placement(name: str) -> str:
+        return name.rpartition(", ")[2]
+
+    direct = {
+        (placement(name), label): single.p50_ms
+        for name, label, _, single in rows
+        if name.startswith("direct")
+    }
     print(
-        f"\n{'way':<34} | {'size':<5} | {'req/s @' + str(concurrency):>9} | {'p50':>7} | "
+        f"\n{'way':<44} | {'size':<5} | {'req/s @' + str(concurrency):>9} | {'p50':>7} | "
         f"{'p99':>7} | {'p50 @1':>7} | {'p99 @1':>7} | {'added p50 @1':>12} | errors"
     )
-    print("-" * 122)
+    print("-" * 132)
     for name, label, loaded, single in rows:
-        added = single.p50_ms - direct.get(label, float("nan"))
+        added = single.p50_ms - direct.get((placement(name), label), float("nan"))
         print(
-            f"{name:<34} | {label:<5} | {loaded.requests_per_s:>9.0f} | "
+            f"{name:<44} | {label:<5} | {loaded.requests_per_s:>9.0f} | "
             f"{loaded.p50_ms:>5.2f}ms | {loaded.p99_ms:>5.2f}ms | {single.p50_ms:>5.2f}ms | "
             f"{single.p99_ms:>5.2f}ms | {added:>10.2f}ms | {loaded.errors + single.errors}"
         )
@@ -245,24 +262,34 @@ def make_portal(work: Path, port: int, server: str) -> Portal:
     return portal
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=4.0, help="seconds per measurement")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument(
-        "--servers",
-        default="daphne,uvicorn:websockets,uvicorn:websockets-sansio",
-        help="portal servers to measure; uvicorn:<ws implementation>",
-    )
-    args = parser.parse_args()
+def partition() -> tuple[str, str] | None:
+    """CPUs for the proxy (portal or configurable-http-proxy) and for the agent with its
+    workspace (the app), as `bench/terminal.py` splits them; None on a one-CPU host."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    return str(cpus[0]), ",".join(str(c) for c in cpus[1:])
+
+
+def run_placement(placement: str, servers: list[str], args: argparse.Namespace) -> list[tuple]:
+    """Every way, with fresh processes (and workspace) placed as `placement` says."""
+    split = partition() if placement == "partitioned" else None
     work = Path(tempfile.mkdtemp(prefix="enclave-bench-preview-"))
     port = free_port()
-    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    portal = make_portal(work, port, servers[0])
+
+    def portal_for(server: str) -> Portal:
+        portal = make_portal(work, port, server)
+        if split is not None:
+            portal.env_extra["PORTAL_CPUS"] = split[0]
+        return portal
+
+    portal = portal_for(servers[0])
     portal.prepare()
     portal.start()
-    agent = Agent(portal.url, portal.agent_token, work / "agent").start()
+    agent_args = ["--cpus", split[1]] if split is not None else []
+    agent = Agent(portal.url, portal.agent_token, work / "agent", args=agent_args).start()
     chp = None
+    suffix = f", {placement}"
     try:
         api = Api(portal.url, portal.token_for("admin@portal.localhost"))
         wait_until(
@@ -270,24 +297,24 @@ def main() -> None:
             what="agent connected",
         )
         workspace_id, app_port = launch_app(portal, api, agent)
-        chp, chp_port = start_chp(app_port)
-        targets = [Target("direct", app_port, f"127.0.0.1:{app_port}")]
+        chp, chp_port = start_chp(app_port, cpus=split[0] if split is not None else None)
+        targets = [Target("direct" + suffix, app_port, f"127.0.0.1:{app_port}")]
         if chp is not None:
-            targets.append(Target("chp", chp_port, f"127.0.0.1:{chp_port}"))
+            targets.append(Target("chp" + suffix, chp_port, f"127.0.0.1:{chp_port}"))
         rows = run_ways(targets, args.concurrency, args.duration)
         for index, server in enumerate(servers):
             if index:
                 portal.stop()
-                portal = make_portal(work, port, server)
+                portal = portal_for(server)
                 portal.start()
                 wait_until(
                     lambda: api("GET", "/workspaces").json()["unreachable_clusters"] == [],
                     timeout=60,
                     what="agent reconnected",
                 )
-            target = enclave_target(f"enclave-{server}", portal, api, workspace_id)
+            target = enclave_target(f"enclave-{server}{suffix}", portal, api, workspace_id)
             rows += run_ways([target], args.concurrency, args.duration)
-        print_table(rows, args.concurrency)
+        return rows
     finally:
         if chp is not None:
             chp.terminate()
@@ -295,6 +322,29 @@ def main() -> None:
         agent.stop()
         agent.kill_workspaces()
         portal.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per measurement")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--servers",
+        default="uvicorn:websockets",
+        help="portal servers to measure: daphne, uvicorn:<ws implementation>",
+    )
+    parser.add_argument(
+        "--placements",
+        default="partitioned,shared",
+        help="partitioned: the proxy (portal or configurable-http-proxy) on CPU 0, the "
+        "agent and the app on the others; shared: the scheduler places every process",
+    )
+    args = parser.parse_args()
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    rows: list[tuple] = []
+    for placement in [p.strip() for p in args.placements.split(",") if p.strip()]:
+        rows += run_placement(placement, servers, args)
+    print_table(rows, args.concurrency)
 
 
 if __name__ == "__main__":
