@@ -24,5 +24,5 @@ RUN DJANGO_SECRET_KEY=collectstatic-only PORTAL_VAR_DIR=/tmp/build \
 USER enclave
 EXPOSE 8000
 CMD ["uvicorn", "portal.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--ws", "websockets", "--lifespan", "off", "--no-proxy-headers", "--no-server-header", \
+     "--ws", "websockets-sansio", "--lifespan", "off", "--no-proxy-headers", "--no-server-header", \
      "--no-access-log"]

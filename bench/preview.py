@@ -330,7 +330,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
         "--servers",
-        default="uvicorn:websockets",
+        default="uvicorn:websockets-sansio",
         help="portal servers to measure: daphne, uvicorn:<ws implementation>",
     )
     parser.add_argument(

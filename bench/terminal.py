@@ -146,7 +146,8 @@ class Stack:
         if server == "daphne":
             self.portal: Portal = Portal(var_dir=var)
         else:
-            self.portal = UvicornPortal(var_dir=var, ws=server.partition(":")[2] or "websockets")
+            ws = server.partition(":")[2] or "websockets-sansio"
+            self.portal = UvicornPortal(var_dir=var, ws=ws)
         agent_args: list[str] = []
         if placement == "partitioned" and (split := partition()) is not None:
             self.portal.env_extra["PORTAL_CPUS"] = split[0]
@@ -272,7 +273,7 @@ async def measure(stack: Stack, args: argparse.Namespace) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--servers", default="uvicorn:websockets",
+    parser.add_argument("--servers", default="uvicorn:websockets-sansio",
                         help="portal servers: daphne, uvicorn:<ws implementation>")  # fmt: skip
     parser.add_argument(
         "--placements", default="partitioned,shared",

@@ -1,7 +1,7 @@
 """The one ASGI entry point: HTTP to Django, WebSockets to the relay consumers.
 
 Served by uvicorn (the production default, see docs/performance.md) or daphne:
-`uvicorn portal.asgi:application --ws websockets --lifespan off`.
+`uvicorn portal.asgi:application --ws websockets-sansio --lifespan off`.
 
 Every HTTP request and WebSocket whose Host is under `PREVIEW_DOMAIN` goes to the
 preview origin's own app (`relay.consumers.preview`) before anything else: no Django

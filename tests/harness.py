@@ -230,7 +230,7 @@ class UvicornPortal(Portal):
     """A portal under uvicorn with an explicit WebSocket implementation (`--ws`)."""
 
     server: str = "uvicorn"
-    ws: str = "websockets"
+    ws: str = "websockets-sansio"
 
     def start(self) -> Portal:
         argv = [
