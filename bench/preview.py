@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
@@ -52,6 +51,7 @@ from tests.harness import (  # noqa: E402
     UvicornPortal,
     create_blueprint,
     free_port,
+    partition,
     setup_script_writing,
     wait_until,
 )
@@ -222,7 +222,7 @@ def run_ways(targets: list[Target], concurrency: int, duration: float) -> list[t
             loaded = asyncio.run(measure(target, path, concurrency, duration))
             single = asyncio.run(measure(target, path, 1, duration / 2))
             rows.append((target.name, label, loaded, single))
-            print(f"  measured {target.name:<44} {label}", file=sys.stderr)
+            print(f"  measured {target.name:<48} {label}", file=sys.stderr)
     return rows
 
 
@@ -238,14 +238,14 @@ def print_table(rows: list[tuple], concurrency: int) -> None:
         if name.startswith("direct")
     }
     print(
-        f"\n{'way':<44} | {'size':<5} | {'req/s @' + str(concurrency):>9} | {'p50':>7} | "
+        f"\n{'way':<48} | {'size':<5} | {'req/s @' + str(concurrency):>9} | {'p50':>7} | "
         f"{'p99':>7} | {'p50 @1':>7} | {'p99 @1':>7} | {'added p50 @1':>12} | errors"
     )
-    print("-" * 132)
+    print("-" * 136)
     for name, label, loaded, single in rows:
         added = single.p50_ms - direct.get((placement(name), label), float("nan"))
         print(
-            f"{name:<44} | {label:<5} | {loaded.requests_per_s:>9.0f} | "
+            f"{name:<48} | {label:<5} | {loaded.requests_per_s:>9.0f} | "
             f"{loaded.p50_ms:>5.2f}ms | {loaded.p99_ms:>5.2f}ms | {single.p50_ms:>5.2f}ms | "
             f"{single.p99_ms:>5.2f}ms | {added:>10.2f}ms | {loaded.errors + single.errors}"
         )
@@ -262,31 +262,20 @@ def make_portal(work: Path, port: int, server: str) -> Portal:
     return portal
 
 
-def partition() -> tuple[str, str] | None:
-    """CPUs for the proxy (portal or configurable-http-proxy) and for the agent with its
-    workspace (the app), as `bench/terminal.py` splits them; None on a one-CPU host."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return None
-    return str(cpus[0]), ",".join(str(c) for c in cpus[1:])
-
-
 def run_placement(placement: str, servers: list[str], args: argparse.Namespace) -> list[tuple]:
     """Every way, with fresh processes (and workspace) placed as `placement` says."""
-    split = partition() if placement == "partitioned" else None
     work = Path(tempfile.mkdtemp(prefix="enclave-bench-preview-"))
     port = free_port()
 
     def portal_for(server: str) -> Portal:
         portal = make_portal(work, port, server)
-        if split is not None:
-            portal.env_extra["PORTAL_CPUS"] = split[0]
+        partition(portal, placement)
         return portal
 
     portal = portal_for(servers[0])
     portal.prepare()
     portal.start()
-    agent_args = ["--cpus", split[1]] if split is not None else []
+    agent_args = partition(portal, placement)
     agent = Agent(portal.url, portal.agent_token, work / "agent", args=agent_args).start()
     chp = None
     suffix = f", {placement}"
@@ -297,7 +286,7 @@ def run_placement(placement: str, servers: list[str], args: argparse.Namespace) 
             what="agent connected",
         )
         workspace_id, app_port = launch_app(portal, api, agent)
-        chp, chp_port = start_chp(app_port, cpus=split[0] if split is not None else None)
+        chp, chp_port = start_chp(app_port, cpus=portal.env_extra.get("PORTAL_CPUS"))
         targets = [Target("direct" + suffix, app_port, f"127.0.0.1:{app_port}")]
         if chp is not None:
             targets.append(Target("chp" + suffix, chp_port, f"127.0.0.1:{chp_port}"))

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import websockets
 
-from tests.harness import Agent, Api, Portal, UvicornPortal, manage, wait_until
+from tests.harness import Agent, Api, Portal, UvicornPortal, manage, partition, wait_until
 from tests.terminal_client import TerminalClient, shell_ticket
 
 OWNER = "admin@portal.localhost"
@@ -130,16 +130,6 @@ async def stalled_reader_rss(stack: Stack, seconds: float) -> tuple[float, float
     return before, peak - before
 
 
-def partition() -> tuple[str, str] | None:
-    """CPUs for the portal and for the agent with its workspaces, as an operator would
-    split a shared host (`PORTAL_CPUS`, `--cpus`): the portal on the first CPU, the
-    agent and the workspaces on the others. None on a one-CPU host."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return None
-    return str(cpus[0]), ",".join(str(c) for c in cpus[1:])
-
-
 class Stack:
     def __init__(self, server: str, base: Path, placement: str = "shared") -> None:
         var = base / f"{server}-{placement}" / "portal"
@@ -148,10 +138,7 @@ class Stack:
         else:
             ws = server.partition(":")[2] or "websockets-sansio"
             self.portal = UvicornPortal(var_dir=var, ws=ws)
-        agent_args: list[str] = []
-        if placement == "partitioned" and (split := partition()) is not None:
-            self.portal.env_extra["PORTAL_CPUS"] = split[0]
-            agent_args = ["--cpus", split[1]]
+        agent_args = partition(self.portal, placement)
         self.portal.prepare()
         manage(var, "shell", "-c", _LIMITS, env=self.portal.env)
         self.portal.start()

@@ -243,6 +243,18 @@ class UvicornPortal(Portal):
         return self
 
 
+def partition(portal: Portal, placement: str) -> list[str]:
+    """Place a benchmark's processes: for "partitioned" (on a host with 2+ CPUs) the
+    portal gets the first CPU (`PORTAL_CPUS`) and the agent, with the workspaces it
+    starts, the others — the agent flags to pass are returned; "shared" leaves every
+    process to the scheduler (no flags)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if placement != "partitioned" or len(cpus) < 2:
+        return []
+    portal.env_extra["PORTAL_CPUS"] = str(cpus[0])
+    return ["--cpus", ",".join(str(c) for c in cpus[1:])]
+
+
 def portal_db_rows(portal: Portal, sql: str, params: tuple = ()) -> list[tuple]:
     """Rows of a query on the portal's SQLite file (works while the portal is stopped)."""
     import sqlite3
