@@ -10,7 +10,8 @@ class UserFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("email",)
 
     email = factory.Sequence(lambda n: f"member{n}@example.com")
-    full_name = factory.Faker("name")
+    # Deterministic, so a text search in one test cannot match a random name.
+    full_name = factory.Sequence(lambda n: f"Member {n}")
     role = Role.USER
     status = MemberStatus.ACTIVE
     password = factory.django.Password("correct horse battery staple")

@@ -240,7 +240,7 @@ def test_api_rate_limit(api_client, member):
 
 def test_members_list_and_filters(api_client, admin_member):
     UserFactory(email="ann@example.com", full_name="Ann Lee")
-    UserFactory(email="bob@example.com", status=MemberStatus.PENDING)
+    UserFactory(email="bob@example.com", full_name="Bob Stone", status=MemberStatus.PENDING)
     api_client.force_authenticate(admin_member)
 
     everyone = api_client.get("/api/v1/admin/members")
