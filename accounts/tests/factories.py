@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 import factory
+from django.utils import timezone
 
 from accounts.choices import MemberStatus, Role
 from accounts.models import ApiToken, User, UserTag
@@ -43,9 +46,7 @@ class ApiTokenFactory(factory.django.DjangoModelFactory):
     raw = factory.LazyAttribute(lambda o: o.generated[0])
     prefix = factory.LazyAttribute(lambda o: o.generated[1])
     token_hash = factory.LazyAttribute(lambda o: o.generated[2])
-    expires_at = factory.Faker(
-        "future_datetime", end_date="+30d", tzinfo=__import__("datetime").UTC
-    )
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=30))
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
