@@ -51,6 +51,7 @@ from tests.harness import (  # noqa: E402
     UvicornPortal,
     create_blueprint,
     free_port,
+    parse_placements,
     partition,
     setup_script_writing,
     wait_until,
@@ -329,9 +330,13 @@ def main() -> None:
         "agent and the app on the others; shared: the scheduler places every process",
     )
     args = parser.parse_args()
+    try:
+        placements = parse_placements(args.placements)
+    except ValueError as exc:
+        parser.error(f"--placements: {exc}")
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     rows: list[tuple] = []
-    for placement in [p.strip() for p in args.placements.split(",") if p.strip()]:
+    for placement in placements:
         rows += run_placement(placement, servers, args)
     print_table(rows, args.concurrency)
 

@@ -38,7 +38,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import websockets
 
-from tests.harness import Agent, Api, Portal, UvicornPortal, manage, partition, wait_until
+from tests.harness import (
+    Agent,
+    Api,
+    Portal,
+    UvicornPortal,
+    manage,
+    parse_placements,
+    partition,
+    wait_until,
+)
 from tests.terminal_client import TerminalClient, shell_ticket
 
 OWNER = "admin@portal.localhost"
@@ -272,10 +281,14 @@ def main() -> None:
     parser.add_argument("--megabytes", type=int, default=50)
     parser.add_argument("--stall", type=float, default=10.0)
     args = parser.parse_args()
+    try:
+        placements = parse_placements(args.placements)
+    except ValueError as exc:
+        parser.error(f"--placements: {exc}")
     rows: list[tuple[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory(prefix="enclave-bench-") as tmp:
         for server in args.servers.split(","):
-            for placement in args.placements.split(","):
+            for placement in placements:
                 stack = Stack(server, Path(tmp), placement)
                 name = f"{server}, {placement}"
                 try:

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from agent.affinity import format_cpus
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -243,16 +245,34 @@ class UvicornPortal(Portal):
         return self
 
 
+PLACEMENTS = ("partitioned", "shared")
+
+
+def parse_placements(text: str) -> list[str]:
+    """A benchmark's ``--placements`` ("partitioned,shared"); ValueError on a name it
+    does not know, or on "partitioned" where there are not two CPUs to split, rather
+    than a table row labelled with a placement that did not happen."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        if name not in PLACEMENTS:
+            raise ValueError(f"unknown placement {name!r} (choose from {', '.join(PLACEMENTS)})")
+    if "partitioned" in names and len(os.sched_getaffinity(0)) < 2:
+        raise ValueError("the partitioned placement needs at least 2 CPUs")
+    if not names:
+        raise ValueError("no placement given")
+    return names
+
+
 def partition(portal: Portal, placement: str) -> list[str]:
-    """Place a benchmark's processes: for "partitioned" (on a host with 2+ CPUs) the
-    portal gets the first CPU (`PORTAL_CPUS`) and the agent, with the workspaces it
-    starts, the others — the agent flags to pass are returned; "shared" leaves every
-    process to the scheduler (no flags)."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if placement != "partitioned" or len(cpus) < 2:
+    """Place a benchmark's processes (`parse_placements` checked the name): for
+    "partitioned" the portal gets the first CPU (`PORTAL_CPUS`) and the agent, with the
+    workspaces it starts, the others — the agent flags to pass are returned; "shared"
+    leaves every process to the scheduler (no flags)."""
+    if placement != "partitioned":
         return []
-    portal.env_extra["PORTAL_CPUS"] = str(cpus[0])
-    return ["--cpus", ",".join(str(c) for c in cpus[1:])]
+    first, *rest = sorted(os.sched_getaffinity(0))
+    portal.env_extra["PORTAL_CPUS"] = str(first)
+    return ["--cpus", format_cpus(frozenset(rest))]
 
 
 def portal_db_rows(portal: Portal, sql: str, params: tuple = ()) -> list[tuple]:
