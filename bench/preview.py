@@ -273,10 +273,10 @@ def run_placement(placement: str, servers: list[str], args: argparse.Namespace) 
         partition(portal, placement)
         return portal
 
-    portal = portal_for(servers[0])
+    portal = make_portal(work, port, servers[0])
+    agent_args = partition(portal, placement)
     portal.prepare()
     portal.start()
-    agent_args = partition(portal, placement)
     agent = Agent(portal.url, portal.agent_token, work / "agent", args=agent_args).start()
     chp = None
     suffix = f", {placement}"
