@@ -22,9 +22,11 @@ the whole stream.
 
 from agent.protocol.core import *  # noqa: F403
 from agent.protocol.core import __all__ as _core
+from agent.protocol.environments import *  # noqa: F403
+from agent.protocol.environments import __all__ as _environments
 from agent.protocol.records import *  # noqa: F403
 from agent.protocol.records import __all__ as _records
 from agent.protocol.shell import *  # noqa: F403
 from agent.protocol.shell import __all__ as _shell
 
-__all__ = [*_core, *_records, *_shell]
+__all__ = [*_core, *_environments, *_records, *_shell]
