@@ -179,12 +179,10 @@ def start_chp(app_port: int, cpus: str | None = None) -> tuple[subprocess.Popen 
         return None, 0
     port, api_port = free_port(), free_port()
     pin = ["taskset", "-c", cpus] if cpus is not None else []
-    proc = subprocess.Popen(
-        [*pin, str(binary), "--ip", "127.0.0.1", "--port", str(port), "--api-ip", "127.0.0.1",
-         "--api-port", str(api_port), "--default-target", f"http://127.0.0.1:{app_port}",
-         "--log-level", "warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    options = f"--ip 127.0.0.1 --port {port} --api-ip 127.0.0.1 --api-port {api_port}".split()
+    target = ["--default-target", f"http://127.0.0.1:{app_port}", "--log-level", "warn"]
+    argv = [*pin, str(binary), *options, *target]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until(lambda: _answers(port), what="configurable-http-proxy")
     return proc, port
 
@@ -198,9 +196,11 @@ def _answers(port: int) -> bool:
 
 def launch_app(portal: Portal, api: Api, agent: Agent) -> tuple[str, int]:
     create_blueprint(
-        api, "bench-app", setup_script=setup_script_writing("app.py", APP),
+        api,
+        "bench-app",
+        setup_script=setup_script_writing("app.py", APP),
         start_command="exec python3 app.py",
-    )  # fmt: skip
+    )
     response = api("POST", "/workspaces", json={"blueprint": "bench-app"})
     response.raise_for_status()
     workspace_id = response.json()["id"]

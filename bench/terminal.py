@@ -112,8 +112,10 @@ async def echo_rtt(stack: Stack, sessions: int, seconds: float) -> list[float]:
 async def throughput(stack: Stack, megabytes: int) -> float:
     term = await stack.terminal()
     size = megabytes * 1_000_000
-    await term.type(f"stty -onlcr; echo GO-$((1+1)); head -c {size} /dev/zero | tr '\\0' x; "
-                    "echo; echo END-$((2+2))\n")  # fmt: skip
+    await term.type(
+        f"stty -onlcr; echo GO-$((1+1)); head -c {size} /dev/zero | tr '\\0' x; "
+        "echo; echo END-$((2+2))\n"
+    )
     await term.until(rb"GO-2\n")
     start = time.perf_counter()
     mark = len(term.output)
@@ -189,8 +191,9 @@ def local_pty(sessions: int, seconds: float, megabytes: int) -> dict[str, float]
 
         async def spawn(argv: list[str]) -> tuple[int, subprocess.Popen]:
             master, slave = pty.openpty()
-            proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave,
-                                    start_new_session=True)  # fmt: skip
+            proc = subprocess.Popen(
+                argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True
+            )
             os.close(slave)
             os.set_blocking(master, False)
             return master, proc
@@ -241,10 +244,12 @@ def local_pty(sessions: int, seconds: float, megabytes: int) -> dict[str, float]
         elapsed = time.perf_counter() - start
         proc.wait()
         return {
-            "p50_1": statistics.median(one), "p99_1": pct(one, 0.99),
-            "p50_n": statistics.median(many), "p99_n": pct(many, 0.99),
+            "p50_1": statistics.median(one),
+            "p99_1": pct(one, 0.99),
+            "p50_n": statistics.median(many),
+            "p99_n": pct(many, 0.99),
             "mbps": total / elapsed / 1e6,
-        }  # fmt: skip
+        }
 
     return asyncio.run(run())
 
@@ -261,21 +266,29 @@ async def measure(stack: Stack, args: argparse.Namespace) -> dict[str, float]:
     mbps = await throughput(stack, args.megabytes)
     before, growth = await stalled_reader_rss(stack, args.stall)
     return {
-        "p50_1": statistics.median(one), "p99_1": pct(one, 0.99),
-        "p50_n": statistics.median(many), "p99_n": pct(many, 0.99),
-        "mbps": mbps, "rss_before": before, "rss_growth": growth,
-    }  # fmt: skip
+        "p50_1": statistics.median(one),
+        "p99_1": pct(one, 0.99),
+        "p50_n": statistics.median(many),
+        "p99_n": pct(many, 0.99),
+        "mbps": mbps,
+        "rss_before": before,
+        "rss_growth": growth,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--servers", default="uvicorn:websockets-sansio",
-                        help="portal servers: daphne, uvicorn:<ws implementation>")  # fmt: skip
     parser.add_argument(
-        "--placements", default="partitioned,shared",
+        "--servers",
+        default="uvicorn:websockets-sansio",
+        help="portal servers: daphne, uvicorn:<ws implementation>",
+    )
+    parser.add_argument(
+        "--placements",
+        default="partitioned,shared",
         help="partitioned: portal on CPU 0, agent and workspaces on the others "
         "(PORTAL_CPUS, --cpus); shared: the scheduler places every process",
-    )  # fmt: skip
+    )
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--megabytes", type=int, default=50)
@@ -299,16 +312,22 @@ def main() -> None:
                     stack.stop()
     rows.append(("local PTY (floor)", local_pty(args.sessions, args.seconds, args.megabytes)))
     n = args.sessions
-    print(f"\nBrowser terminal, {os.cpu_count()} CPUs, {n} sessions x 10 keys/s, "
-          f"{args.megabytes} MB output, {args.stall:g} s stalled reader\n")  # fmt: skip
-    header = (f"| chain | echo p50 / p99, 1 session (ms) | echo p50 / p99, {n} sessions (ms) "
-              "| output (MB/s) | portal RSS growth, stalled reader (MB) |")  # fmt: skip
+    print(
+        f"\nBrowser terminal, {os.cpu_count()} CPUs, {n} sessions x 10 keys/s, "
+        f"{args.megabytes} MB output, {args.stall:g} s stalled reader\n"
+    )
+    header = (
+        f"| chain | echo p50 / p99, 1 session (ms) | echo p50 / p99, {n} sessions (ms) "
+        "| output (MB/s) | portal RSS growth, stalled reader (MB) |"
+    )
     print(header)
     print("|" + "---|" * 5)
     for name, r in rows:
         rss = f"{r['rss_growth']:.1f} (from {r['rss_before']:.0f})" if "rss_growth" in r else "-"
-        print(f"| {name} | {r['p50_1']:.2f} / {r['p99_1']:.2f} | {r['p50_n']:.2f} / "
-              f"{r['p99_n']:.2f} | {r['mbps']:.0f} | {rss} |")  # fmt: skip
+        print(
+            f"| {name} | {r['p50_1']:.2f} / {r['p99_1']:.2f} | {r['p50_n']:.2f} / "
+            f"{r['p99_n']:.2f} | {r['mbps']:.0f} | {rss} |"
+        )
 
 
 if __name__ == "__main__":

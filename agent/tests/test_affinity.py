@@ -13,6 +13,8 @@ from agent.affinity import AffinityError, format_cpus, parse_cpu_list
 
 REPO = Path(__file__).resolve().parents[2]
 CPUS = sorted(os.sched_getaffinity(0))
+AGENT = [sys.executable, "-m", "agent", "--portal-url", "http://127.0.0.1:9"]
+"""An agent that would dial a port nothing listens on."""
 
 
 @pytest.mark.parametrize(
@@ -82,25 +84,24 @@ except AffinityError as exc:
 
 def test_the_agent_refuses_a_bad_cpu_list_before_dialling():
     for value, message in (("x", "is not a CPU list"), ("4095", "none of CPUs 4095")):
-        result = subprocess.run(
-            [sys.executable, "-m", "agent", "--portal-url", "http://127.0.0.1:9", "--token", "t",
-             "--cpus", value],
-            cwd=REPO, capture_output=True, text=True, timeout=60,
-            env={"PATH": os.environ["PATH"]},
-        )  # fmt: skip
+        argv = [*AGENT, "--token", "t", "--cpus", value]
+        env = {"PATH": os.environ["PATH"]}
+        result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
         assert result.returncode == 2
         assert "--cpus: " in result.stderr and message in result.stderr
 
 
 def test_the_agent_runs_on_its_cpus(tmp_path):
     """The agent pins itself at start (so do the workspaces it starts: they inherit it)."""
+    env = {"PATH": os.environ["PATH"], "ENCLAVE_AGENT_TOKEN": "t", "ENCLAVE_CPUS": str(CPUS[-1])}
     agent = subprocess.Popen(
-        [sys.executable, "-m", "agent", "--portal-url", "http://127.0.0.1:9",
-         "--data-dir", str(tmp_path)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        env={"PATH": os.environ["PATH"], "ENCLAVE_AGENT_TOKEN": "t",
-             "ENCLAVE_CPUS": str(CPUS[-1])},
-    )  # fmt: skip
+        [*AGENT, "--data-dir", str(tmp_path)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = agent.stderr.readline()
         while line and "running on CPUs" not in line:

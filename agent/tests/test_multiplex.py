@@ -203,9 +203,8 @@ async def test_the_first_frame_of_a_turn_leaves_at_once_and_the_rest_as_one_batc
     await portal.flush()
     assert len(messages) == 2 and messages[1][0] == p.BATCH
     frames = [p.decode_frame(f) for m in messages for f in p.split_message(m)]
-    assert [(f.type, f.stream) for f in frames] == [
-        (p.OPEN, 1), (p.OPEN, 3), (p.OPEN, 5), (p.DATA, 1), (p.DATA, 3), (p.DATA, 5)
-    ]  # fmt: skip
+    expected = [(p.OPEN, 1), (p.OPEN, 3), (p.OPEN, 5), (p.DATA, 1), (p.DATA, 3), (p.DATA, 5)]
+    assert [(f.type, f.stream) for f in frames] == expected
     await asyncio.sleep(0)  # a new turn: the next frame leaves alone again
     await streams[0].write(b"alone")
     assert p.decode_frame(messages[2]) == p.Frame(p.DATA, 1, 0, b"alone")
