@@ -3,8 +3,9 @@
 Guarantees: :meth:`RpcDispatcher.call` never raises; it always returns a
 response body (``{"ok": true, "result": ...}`` or ``{"ok": false, "error":
 {...}}``). Unknown methods answer ``unknown_method``, bad parameters
-``invalid_params``, runtime failures their own code, and anything unexpected
-``internal`` with a generic message (the traceback goes to the agent log only).
+``invalid_params``, runtime failures (`RuntimeFailure`, which is `protocol.RpcError`)
+their own code and message, and anything unexpected ``internal`` with a generic
+message (the traceback goes to the agent log only).
 Parameters named ``secret_env`` are never logged.
 """
 
@@ -16,7 +17,7 @@ from typing import Any, Final
 
 from agent import protocol
 from agent.multiplex import Stream
-from agent.runtimes.base import INTERNAL, INVALID_PARAMS, Runtime, RuntimeFailure
+from agent.runtimes.base import INTERNAL, INVALID_PARAMS, Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,9 @@ def _param(
 ) -> Any:
     value = params.get(name, default)
     if value is ...:
-        raise RuntimeFailure(INVALID_PARAMS, f"missing parameter {name!r}")
+        raise protocol.RpcError(INVALID_PARAMS, f"missing parameter {name!r}")
     if value is not None and not isinstance(value, kind):
-        raise RuntimeFailure(INVALID_PARAMS, f"parameter {name!r} has the wrong type")
+        raise protocol.RpcError(INVALID_PARAMS, f"parameter {name!r} has the wrong type")
     return value
 
 
@@ -88,7 +89,7 @@ class RpcDispatcher:
         try:
             result = await handler(params)
             return protocol.encode_rpc_result(result)
-        except RuntimeFailure as exc:
+        except protocol.RpcError as exc:  # a RuntimeFailure: the same class
             logger.info("rpc %s failed: %s", method, exc)
             return protocol.encode_rpc_error(exc.code, exc.message)
         except Exception:

@@ -504,8 +504,8 @@ class ShellService:
                 try:
                     statuses[session.env_id] = (await self.runtime.get(session.env_id))["status"]
                 except RuntimeFailure as exc:
-                    statuses[session.env_id] = "deleted" if exc.code == NOT_FOUND else "error"
-            if statuses[session.env_id] != "running":
+                    statuses[session.env_id] = "deleted" if exc.code == NOT_FOUND else p.ERROR
+            if statuses[session.env_id] != p.RUNNING:
                 session.kill(WORKSPACE_STOPPED)
             elif session.detached_at is not None and now - session.detached_at >= self.grace:
                 session.kill(EXPIRED)

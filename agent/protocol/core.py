@@ -70,7 +70,13 @@ class StreamClosed(Exception):
 
 
 class RpcError(Exception):
-    """An RPC answered ``{"ok": false}``; ``code`` is machine-readable."""
+    """A failure the caller may show: a machine-readable ``code`` and a ``message``.
+
+    It is both ends of one RPC error: the agent raises it (as
+    ``agent.runtimes.RuntimeFailure``, the same class) and answers ``{"ok": false,
+    "error": {"code", "message"}}``; `decode_rpc_response` raises it again on the portal
+    side. The message never contains secrets or tracebacks.
+    """
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(code, message)

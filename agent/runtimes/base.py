@@ -3,7 +3,8 @@
 A runtime owns the environments of one cluster or host. Every method that
 takes an environment id raises ``RuntimeFailure("not_found")`` when it does not
 exist; lifecycle methods raise ``RuntimeFailure("conflict")`` when the current
-status forbids the operation. Environment dicts returned by a runtime are
+status forbids the operation. Environments report the statuses and phases of
+`agent.protocol.environments`. Environment dicts returned by a runtime are
 read-only snapshots that are safe to JSON-serialise; callers must not mutate
 them.
 """
@@ -14,8 +15,7 @@ import abc
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-STATUSES: Final = ("deploying", "running", "stopping", "stopped", "error", "deleting")
-PHASES: Final = ("validating", "creating", "cloning", "configuring", "deploying", "finalizing")
+from agent.protocol import RpcError
 
 NOT_FOUND: Final = "not_found"
 INVALID_SPEC: Final = "invalid_spec"
@@ -26,20 +26,12 @@ INTERNAL: Final = "internal"
 EventCallback = Callable[[str, dict[str, Any]], None]
 """``on_event(kind, environment)`` with kind ``environment.updated|deleted``."""
 
+RuntimeFailure = RpcError
+"""An operation failed for a reason the caller may show: ``code`` + ``message``.
 
-class RuntimeFailure(Exception):
-    """An operation failed for a reason the caller may show: ``code`` + ``message``.
-
-    The message never contains secrets or tracebacks.
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(code, message)
-        self.code = code
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
+The very class of `agent.protocol.RpcError` (the runtime's name for it): what a
+runtime raises is what the RPC dispatcher answers, code and message unchanged.
+"""
 
 
 class Runtime(abc.ABC):

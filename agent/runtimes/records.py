@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.protocol import OWNER_TAG
 from agent.runtimes import process as proc_util
 
-OWNER_TAG = "RDE_OWNER_EMAIL"
 _PUBLIC = ("id", "metadata", "spec", "status", "phase", "error", "ports", "created_at")
 
 

@@ -2,6 +2,9 @@
 
 import json
 
+import pytest
+
+from agent import protocol as p
 from agent.rpc import RpcDispatcher
 from agent.runtimes.base import RuntimeFailure
 
@@ -53,3 +56,14 @@ async def test_unexpected_errors_are_generic():
     }
     conflict = body(await rpc.call("environments.stop", {"id": "env-1"}))
     assert conflict["error"] == {"code": "conflict", "message": "environment is being deleted"}
+
+
+async def test_a_runtime_failure_is_the_rpc_error_the_portal_decodes():
+    assert RuntimeFailure is p.RpcError
+    rpc = RpcDispatcher(ExplodingRuntime(), agent_info=dict)
+    raw = await rpc.call("environments.stop", {"id": "env-1"})
+    error = {"code": "conflict", "message": "environment is being deleted"}
+    assert body(raw) == {"ok": False, "error": error}
+    with pytest.raises(p.RpcError) as info:
+        p.decode_rpc_response(raw)
+    assert (info.value.code, info.value.message) == (error["code"], error["message"])

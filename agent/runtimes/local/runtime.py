@@ -1,40 +1,34 @@
-"""The ``local`` runtime: each environment is a directory and a process group on this host.
+"""`LocalRuntime`: the operations of the local runtime, its locks, jobs and state changes.
 
-Layout: ``<data_dir>/environments/<id>/environment.json`` (written atomically),
-``home/`` (the workspace, a git repository) and ``logs/service.log`` (+ ``.1``).
-
-Guarantees:
-
-* Operations on one environment are serialised by a per-environment lock;
-  different environments proceed concurrently. ``stop``/``delete``/``restart``/
-  ``upgrade`` first cancel any provisioning still in progress.
-* ``list``/``get`` answer from an in-memory index loaded once by :meth:`load`
-  and updated on every write; they never touch the disk.
-* ``secret_env`` is held in memory only: it reaches the workspace process
-  environment, never ``environment.json`` nor any log.
-* Workspace processes outlive the agent: on :meth:`load` a running process is
-  adopted (supervised by polling), a vanished one turns the environment to
-  ``error``. :meth:`shutdown` leaves workspaces running.
-* Every status or phase change is persisted, then reported to ``on_event``.
+The guarantees are the package's (see `agent.runtimes.local`). Every change of an
+environment goes through `LocalRuntime._commit` (persisted, then reported); the disk
+layout is `store`'s, provisioning steps are `provision`'s and process groups are
+`supervise`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
-import re
-import secrets
 import shutil
 import signal
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from agent.protocol import EVENT_DELETED, EVENT_UPDATED
+from agent.protocol import (
+    DELETING,
+    DEPLOYING,
+    ERROR,
+    EVENT_DELETED,
+    EVENT_UPDATED,
+    OWNER_TAG,
+    RUNNING,
+    STOPPED,
+    STOPPING,
+)
 from agent.runtimes import process as proc_util
 from agent.runtimes.base import (
     CONFLICT,
@@ -42,12 +36,12 @@ from agent.runtimes.base import (
     INVALID_PARAMS,
     INVALID_SPEC,
     NOT_FOUND,
-    STATUSES,
     EventCallback,
     Runtime,
     RuntimeFailure,
 )
-from agent.runtimes.records import OWNER_TAG, EnvRecord, ProcRecord, now
+from agent.runtimes.local import provision, store, supervise
+from agent.runtimes.records import EnvRecord, ProcRecord, now
 from agent.runtimes.spec import (
     MAX_TAGS,
     validate_metadata,
@@ -56,18 +50,6 @@ from agent.runtimes.spec import (
 )
 
 logger = logging.getLogger(__name__)
-
-_ID = re.compile(r"env-[0-9a-f]{12}")
-_OPTIONAL_FIELDS: dict[str, Any] = {
-    "metadata": {},
-    "phase": None,
-    "error": None,
-    "ports": [],
-    "pid": None,
-    "pgid": None,
-    "process_started": None,
-}
-_GIT_IDENTITY = ["-c", "user.name=Enclave", "-c", "user.email=enclave@localhost"]
 
 
 class LocalRuntime(Runtime):
@@ -103,11 +85,13 @@ class LocalRuntime(Runtime):
 
     async def load(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        loaded = await asyncio.to_thread(self._read_all)
+        loaded = await asyncio.to_thread(store.read_all, self.root)
         for env in loaded:
             self._envs[env.id] = env
         for env in loaded:
-            await self._recover(env)
+            changes = supervise.reconcile(env)
+            if changes is not None:
+                await self._commit(env, **changes)
         self._monitor = asyncio.create_task(self._monitor_loop(), name="local-runtime-monitor")
         logger.info("local runtime: %d environments under %s", len(self._envs), self.root)
 
@@ -121,52 +105,6 @@ class LocalRuntime(Runtime):
     def count(self) -> int:
         return len(self._envs)
 
-    def _read_all(self) -> list[EnvRecord]:
-        result = []
-        for path in self.root.iterdir():
-            if not _ID.fullmatch(path.name):
-                continue
-            try:
-                data = json.loads((path / "environment.json").read_text())
-                if data["id"] != path.name or data["status"] not in STATUSES:
-                    raise ValueError("id or status is invalid")
-                for key, default in _OPTIONAL_FIELDS.items():
-                    data.setdefault(key, default)
-                validate_spec(data["spec"])
-                env = EnvRecord(data=data, path=path)
-                env.refresh()
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-                logger.warning("skipping environment %s: %s", path.name, exc)
-                continue
-            result.append(env)
-        return result
-
-    async def _recover(self, env: EnvRecord) -> None:
-        """Reconcile a just-loaded environment with the processes actually running."""
-        data, status = env.data, env.data["status"]
-        pid = data.get("pid")
-        alive = bool(pid) and proc_util.is_alive(pid, data.get("process_started"))
-        if status == "running" and alive:
-            env.proc = ProcRecord(pid=pid, start_time=data.get("process_started"))
-            logger.info("adopted running environment %s (pid %d)", env.id, pid)
-            return
-        if status == "running" and not pid and not data["spec"]["start_command"]:
-            return
-        if alive:
-            proc_util.signal_group(data.get("pgid") or pid, signal.SIGKILL)
-        changes: dict[str, Any] = {"pid": None, "phase": None}
-        if status == "running":
-            changes |= {"status": "error", "error": "process exited while the agent was down"}
-        elif status == "deploying":
-            changes |= {"status": "error", "error": "provisioning interrupted"}
-        elif status == "stopping":
-            changes |= {"status": "stopped", "error": None}
-        elif status == "deleting":
-            changes |= {"status": "error", "error": "deletion interrupted"}
-        elif not pid:
-            return
-        await self._commit(env, **changes, ports=self._released_ports(env))
-
     async def _monitor_loop(self) -> None:
         """Rotate busy logs and notice when adopted processes end."""
         while True:
@@ -176,12 +114,8 @@ class LocalRuntime(Runtime):
                 await asyncio.to_thread(proc_util.rotate_logs, busy)
             except OSError:
                 logger.exception("log rotation failed")
-            for env in list(self._envs.values()):
-                proc = env.proc
-                adopted = proc is not None and proc.child is None
-                if adopted and not proc.exited.is_set() and not proc.alive():
-                    proc.exited.set()
-                    self._spawn_task(self._on_exit(env, proc))
+            for env, proc in supervise.newly_ended(self._envs.values()):
+                self._spawn_task(self._on_exit(env, proc))
 
     def _spawn_task(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -223,14 +157,11 @@ class LocalRuntime(Runtime):
         ``not_found``, or ``conflict`` unless the environment is ``running``.
         """
         env = self._require(env_id)
-        if env.data["status"] != "running":
+        if env.data["status"] != RUNNING:
             raise RuntimeFailure(CONFLICT, f"environment is {env.data['status']}")
         result = self._process_env(env)
         ports = [p for p in env.data["ports"] or () if p.get("host_port")]
-        for i, port in enumerate(ports):
-            if i == 0:
-                result["PORT"] = result["DEV_PORT"] = str(port["host_port"])
-            result[f"PORT_{port['port']}"] = str(port["host_port"])
+        result.update(supervise.port_env(ports))
         return env.home, result
 
     def _require(self, env_id: Any) -> EnvRecord:
@@ -250,25 +181,8 @@ class LocalRuntime(Runtime):
         clean_spec = validate_spec(spec, allow_file_git=self.allow_file_git)
         tags = validate_metadata(metadata)
         secret = validate_secret_env(secret_env)
-        env_id = f"env-{secrets.token_hex(6)}"
-        path = self.root / env_id
-        path.mkdir(mode=0o700)
-        created = now()
-        data = {
-            "id": env_id,
-            "metadata": tags,
-            "spec": clean_spec,
-            "status": "deploying",
-            "phase": "validating",
-            "error": None,
-            "ports": [dict(p, host_port=None) for p in clean_spec["ports"]],
-            "pid": None,
-            "pgid": None,
-            "process_started": None,
-            "created_at": created,
-            "updated_at": created,
-        }
-        env = EnvRecord(data=data, path=path)
+        env = store.new_environment(self.root, clean_spec, tags)
+        env_id = env.id
         self._envs[env_id] = env
         if secret:
             self._secrets[env_id] = secret
@@ -284,12 +198,12 @@ class LocalRuntime(Runtime):
         env = self._require(env_id)
         if secret is not None:
             self._secrets[env_id] = secret
-        if env.data["status"] in ("running", "deploying"):
+        if env.data["status"] in (RUNNING, DEPLOYING):
             return env.snapshot
         async with self._locked(env):
-            if env.data["status"] in ("stopping", "deleting"):
+            if env.data["status"] in (STOPPING, DELETING):
                 raise RuntimeFailure(CONFLICT, f"environment is {env.data['status']}")
-            if env.data["status"] in ("stopped", "error"):
+            if env.data["status"] in (STOPPED, ERROR):
                 await self._launch(env, self._activate)
         return env.snapshot
 
@@ -340,8 +254,8 @@ class LocalRuntime(Runtime):
         await self._cancel_job(env)
         async with self._locked(env):
             await self._cancel_job(env)
-            await self._commit(env, status="deleting", phase=None)
-            await self._terminate(env)
+            await self._commit(env, status=DELETING, phase=None)
+            await supervise.terminate(env, self.stop_grace)
             async with env.write_lock:
                 env.deleted = True  # from here on, no write recreates the directory
             del self._envs[env_id]
@@ -350,7 +264,7 @@ class LocalRuntime(Runtime):
             except OSError as exc:
                 logger.error("environment %s: delete failed: %s", env_id, exc)
                 self._envs[env_id], env.deleted = env, False
-                await self._commit(env, status="error", error="delete failed")
+                await self._commit(env, status=ERROR, error="delete failed")
                 raise RuntimeFailure(INTERNAL, "could not remove the environment files") from None
             self._secrets.pop(env_id, None)
         logger.info("environment %s: deleted", env_id)
@@ -379,7 +293,7 @@ class LocalRuntime(Runtime):
 
     @staticmethod
     def _forbid_deleting(env: EnvRecord) -> None:
-        if env.data["status"] == "deleting":
+        if env.data["status"] == DELETING:
             raise RuntimeFailure(CONFLICT, "environment is being deleted")
 
     async def _cancel_job(self, env: EnvRecord) -> None:
@@ -392,7 +306,7 @@ class LocalRuntime(Runtime):
 
     async def _launch(self, env: EnvRecord, step: Callable[[EnvRecord], Awaitable[None]]) -> None:
         """Move to ``deploying`` and run ``step`` in the background under the lock."""
-        await self._commit(env, status="deploying", phase="deploying", error=None)
+        await self._commit(env, status=DEPLOYING, phase="deploying", error=None)
         env.job = asyncio.create_task(self._run_job(env, step), name=env.id)
 
     async def _run_job(self, env: EnvRecord, step: Callable[[EnvRecord], Awaitable[None]]) -> None:
@@ -409,14 +323,9 @@ class LocalRuntime(Runtime):
 
     async def _fail(self, env: EnvRecord, reason: str) -> None:
         logger.warning("environment %s: %s", env.id, reason)
-        if env.proc is not None:
-            env.proc.stop_requested = True
-            proc_util.signal_group(env.proc.pid, signal.SIGKILL)
-            env.proc = None
+        supervise.kill(env)
         await asyncio.to_thread(proc_util.append_log, env.log_dir, reason)
-        await self._commit(
-            env, status="error", phase=None, error=reason, pid=None, ports=self._released_ports(env)
-        )
+        await self._commit_ended(env, ERROR, reason)
 
     def _process_env(self, env: EnvRecord) -> dict[str, str]:
         result = proc_util.base_env(env.home)
@@ -425,34 +334,13 @@ class LocalRuntime(Runtime):
         result.update(self._secrets.get(env.id, {}))
         return result
 
-    async def _run_step(self, env: EnvRecord, argv: list[str], what: str) -> None:
-        git_env = {**proc_util.base_env(env.home), "GIT_TERMINAL_PROMPT": "0"}
-        run_env = self._process_env(env) if what == "setup script" else git_env
-        try:
-            code = await proc_util.run_logged(
-                argv, cwd=env.home, env=run_env, log_dir=env.log_dir, timeout=self.setup_timeout
-            )
-        except TimeoutError:
-            raise RuntimeFailure(INTERNAL, f"{what} timed out") from None
-        if code != 0:
-            raise RuntimeFailure(INTERNAL, f"{what} failed ({proc_util.exit_reason(code)})")
-
     async def _provision(self, env: EnvRecord) -> None:
-        spec = env.data["spec"]
-        await self._commit(env, phase="creating")
-        env.home.mkdir(exist_ok=True, mode=0o700)
-        env.log_dir.mkdir(exist_ok=True, mode=0o700)
-        if spec["git_repository"]:
-            await self._commit(env, phase="cloning")
-            await self._run_step(env, ["git", "clone", "--", spec["git_repository"], "."], "clone")
-        await self._commit(env, phase="configuring")
-        if spec["setup_script"]:
-            await self._run_step(env, ["bash", "-lc", spec["setup_script"]], "setup script")
-        if not (env.home / ".git").exists():
-            await self._run_step(env, ["git", "-c", "init.defaultBranch=main", "init", "-q"], "git")
-            await self._run_step(env, ["git", "add", "-A"], "git")
-            commit = ["git", *_GIT_IDENTITY, "commit", "-q", "--allow-empty", "-m", "Workspace"]
-            await self._run_step(env, commit, "git")
+        await provision.prepare(
+            env,
+            phase=lambda phase: self._commit(env, phase=phase),
+            setup_env=lambda: self._process_env(env),
+            timeout=self.setup_timeout,
+        )
         await self._commit(env, phase="deploying")
         await self._activate(env)
 
@@ -465,22 +353,12 @@ class LocalRuntime(Runtime):
         """
         spec = env.data["spec"]
         if not spec["start_command"]:
-            await self._commit(env, status="running", phase=None, error=None)
+            await self._commit(env, status=RUNNING, phase=None, error=None)
             return
         taken = {p["host_port"] for e in self._envs.values() for p in e.data["ports"] or ()}
         ports = proc_util.allocate_ports(spec["ports"], taken)
-        run_env = self._process_env(env)
-        for i, port in enumerate(ports):
-            if i == 0:
-                run_env["PORT"] = run_env["DEV_PORT"] = str(port["host_port"])
-            run_env[f"PORT_{port['port']}"] = str(port["host_port"])
-        env.log_dir.mkdir(exist_ok=True, mode=0o700)
-        child = await proc_util.spawn(
-            ["bash", "-c", spec["start_command"]], cwd=env.home, env=run_env, log_dir=env.log_dir
-        )
-        proc = ProcRecord(
-            pid=child.pid, start_time=proc_util.process_start_time(child.pid), child=child
-        )
+        run_env = self._process_env(env) | supervise.port_env(ports)
+        proc = await supervise.spawn(env, spec["start_command"], run_env)
         env.proc = proc
         self._spawn_task(self._watch_child(env, proc))
         await self._commit(
@@ -492,27 +370,12 @@ class LocalRuntime(Runtime):
             ports=ports,
         )
         if ports:
-            await self._wait_ready(env, proc, ports[0]["host_port"])
+            await supervise.wait_ready(env, proc, ports[0]["host_port"], self.ready_timeout)
         if proc.exited.is_set():
-            raise RuntimeFailure(INTERNAL, f"start command ended ({self._reason(proc)})")
-        await self._commit(env, status="running", phase=None, error=None)
+            reason = proc_util.exit_reason(proc.returncode)
+            raise RuntimeFailure(INTERNAL, f"start command ended ({reason})")
+        await self._commit(env, status=RUNNING, phase=None, error=None)
         logger.info("environment %s: running (pid %d)", env.id, proc.pid)
-
-    async def _wait_ready(self, env: EnvRecord, proc: ProcRecord, port: int) -> None:
-        deadline = time.monotonic() + self.ready_timeout
-        delay = 0.02
-        while not proc.exited.is_set() and time.monotonic() < deadline:
-            if await proc_util.port_accepts(port):
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.exited.wait(), delay)
-            delay = min(delay * 2, 0.5)
-        if not proc.exited.is_set():
-            logger.warning("environment %s: port %d not listening yet", env.id, port)
-
-    @staticmethod
-    def _reason(proc: ProcRecord) -> str:
-        return proc_util.exit_reason(proc.returncode)
 
     async def _watch_child(self, env: EnvRecord, proc: ProcRecord) -> None:
         assert proc.child is not None
@@ -529,55 +392,23 @@ class LocalRuntime(Runtime):
             if env.proc is not proc or self._envs.get(env.id) is not env:
                 return
             env.proc = None
-            reason = self._reason(proc)
+            reason = proc_util.exit_reason(proc.returncode)
             logger.warning("environment %s: process ended (%s)", env.id, reason)
-            await self._commit(
-                env, status="error", phase=None, error=reason, pid=None,
-                ports=self._released_ports(env),
-            )  # fmt: skip
-
-    async def _terminate(self, env: EnvRecord) -> None:
-        """SIGTERM the process group, SIGKILL it after the grace period."""
-        proc = env.proc
-        if proc is None:
-            return
-        proc.stop_requested = True
-        proc_util.signal_group(proc.pid, signal.SIGTERM)
-        if not await self._wait_exit(proc, self.stop_grace):
-            logger.warning("environment %s: killing after %.0fs", env.id, self.stop_grace)
-            proc_util.signal_group(proc.pid, signal.SIGKILL)
-            await self._wait_exit(proc, 5.0)
-        proc_util.signal_group(proc.pid, signal.SIGKILL)
-        env.proc = None
-
-    async def _wait_exit(self, proc: ProcRecord, timeout: float) -> bool:
-        if proc.child is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(proc.exited.wait()), timeout)
-            return proc.exited.is_set()
-        deadline = time.monotonic() + timeout
-        while proc.alive():
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(0.05)
-        proc.exited.set()
-        return True
+            await self._commit_ended(env, ERROR, reason)
 
     async def _stop_locked(self, env: EnvRecord) -> None:
-        if env.data["status"] == "stopped" and env.proc is None:
+        if env.data["status"] == STOPPED and env.proc is None:
             return
         if env.proc is not None:
-            await self._commit(env, status="stopping", phase=None)
-            await self._terminate(env)
-        await self._commit(
-            env, status="stopped", phase=None, error=None, pid=None,
-            ports=self._released_ports(env),
-        )  # fmt: skip
+            await self._commit(env, status=STOPPING, phase=None)
+            await supervise.terminate(env, self.stop_grace)
+        await self._commit_ended(env, STOPPED, None)
         logger.info("environment %s: stopped", env.id)
 
-    @staticmethod
-    def _released_ports(env: EnvRecord) -> list[dict[str, Any]]:
-        return [dict(p, host_port=None) for p in env.data["ports"] or ()]
+    async def _commit_ended(self, env: EnvRecord, status: str, error: str | None) -> None:
+        """The process is gone: ``status`` and ``error`` recorded, no pid, ports released."""
+        ports = supervise.released_ports(env)
+        await self._commit(env, status=status, phase=None, error=error, pid=None, ports=ports)
 
     async def _commit(self, env: EnvRecord, **changes: Any) -> None:
         """Apply changes, persist them atomically, then report the new state."""
