@@ -1,4 +1,4 @@
-# The Enclave portal: uvicorn serving portal.asgi on port 8000 as a non-root user.
+# The Enclave portal: `python -m portal` (uvicorn) on port 8000 as a non-root user.
 # Configure with environment variables (see .env.example); DJANGO_SECRET_KEY and
 # PORTAL_ENCRYPTION_KEYS are required. Agents run next to the workspaces, not in this image.
 FROM node:20-slim AS static
@@ -23,6 +23,4 @@ RUN DJANGO_SECRET_KEY=collectstatic-only PORTAL_VAR_DIR=/tmp/build \
     && useradd --system --uid 10001 --home-dir /var/lib/enclave --create-home enclave
 USER enclave
 EXPOSE 8000
-CMD ["uvicorn", "portal.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--ws", "websockets-sansio", "--lifespan", "off", "--no-proxy-headers", "--no-server-header", \
-     "--no-access-log"]
+CMD ["python", "-m", "portal", "--host", "0.0.0.0", "--port", "8000"]

@@ -26,7 +26,7 @@ from accounts.services import (
     member_set_role,
     member_update,
 )
-from portal.admin import GrantRevokeAdmin, ReadOnlyAdmin, ServiceAdmin, adopt
+from core.admin import GrantRevokeAdmin, ReadOnlyAdmin, ServiceAdmin, adopt
 
 # Authorisation is the member's role, not Django groups or per-object permissions.
 if admin.site.is_registered(Group):

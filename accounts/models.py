@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
@@ -13,6 +12,8 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.choices import MemberStatus, Role
+from core.crypto import hash_secret
+from core.validators import hex_colour
 
 
 def normalize_email(email: str) -> str:
@@ -153,17 +154,10 @@ class UserTag(models.Model):
         super().clean()
         self.name = (self.name or "").strip().lower()
         if self.color:
-            from portal.validators import hex_colour
-
             hex_colour(self.color)
 
 
 API_TOKEN_PREFIX = "enc_"
-
-
-def hash_token(raw: str) -> str:
-    """SHA-256 of a high-entropy token: what is stored and looked up (never the token)."""
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 class ApiToken(models.Model):
@@ -193,7 +187,7 @@ class ApiToken(models.Model):
     def generate() -> tuple[str, str, str]:
         """A new raw token with its display prefix and hash."""
         raw = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
-        return raw, raw[:12], hash_token(raw)
+        return raw, raw[:12], hash_secret(raw)
 
     @property
     def is_usable(self) -> bool:

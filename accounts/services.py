@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from accounts.choices import MemberStatus, Role
 from accounts.models import ApiToken, User, UserTag, normalize_email
-from portal.errors import ApplicationError
-from security_center.services import audit_record
+from audit.services import audit_record
+from core.errors import ApplicationError
 
 
 def member_invite(*, email: str, role: str = Role.USER, actor) -> User:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 
 from accounts.services import member_mark_active
-from security_center.client_ip import request_client_ip
-from security_center.services import audit_record
+from audit.services import audit_record
+from core.client_ip import request_client_ip
 
 
 class LoginView(auth_views.LoginView):

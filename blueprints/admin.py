@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from blueprints.choices import BlueprintState
+from blueprints.forms import AIProviderForm
 from blueprints.models import AIProvider, Blueprint, BlueprintAccessRule
 from blueprints.services import (
     access_rules_replace,
@@ -19,8 +20,7 @@ from blueprints.services import (
     blueprint_save,
     blueprint_set_state,
 )
-from portal.admin import URL_FIELDS_HTTPS, ServiceAdmin
-from portal.forms import AIProviderForm
+from core.admin import URL_FIELDS_HTTPS, ServiceAdmin
 
 
 class AccessRuleInline(admin.TabularInline):

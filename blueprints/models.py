@@ -16,8 +16,8 @@ from blueprints.choices import (
     BlueprintState,
     TabKind,
 )
-from portal.crypto import EncryptedTextField
-from portal.validators import DNS_LABEL
+from core.crypto import EncryptedTextField
+from core.validators import DNS_LABEL
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Set by the runtime for every workspace; a blueprint cannot override them.
@@ -129,7 +129,7 @@ class Blueprint(models.Model):
         max_length=10, choices=BlueprintState.choices, default=BlueprintState.TESTING
     )
     cluster = models.ForeignKey(
-        "relay.Cluster", on_delete=models.PROTECT, related_name="blueprints"
+        "clusters.Cluster", on_delete=models.PROTECT, related_name="blueprints"
     )
     image = models.CharField(max_length=255, blank=True, help_text="Container image (Kubernetes).")
     start_command = models.TextField(help_text="Runs in the workspace home; $PORT is allocated.")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from audit.services import audit_record
 from blueprints.choices import BlueprintState
 from blueprints.models import AIProvider, Blueprint, BlueprintAccessRule
-from security_center.services import audit_record
 
 
 def blueprint_set_state(*, blueprint: Blueprint, state: str, actor) -> Blueprint:
@@ -144,7 +144,7 @@ def blueprint_write(
     """
     from django.core.exceptions import ValidationError
 
-    from portal.errors import ApplicationError
+    from core.errors import ApplicationError
 
     def item_errors(name: str, index: int, count: int, exc: ValidationError) -> ApplicationError:
         per_item: list[dict] = [{} for _ in range(count)]

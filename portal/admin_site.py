@@ -54,7 +54,7 @@ class EnclaveAdminSite(admin.AdminSite):
 
     @staticmethod
     def _portal_name() -> str:
-        from portal.models import OrganizationSettings
+        from core.models import OrganizationSettings
 
         try:
             return OrganizationSettings.load().portal_name

@@ -3,10 +3,11 @@ from django.contrib.admin.apps import AdminConfig
 
 
 class PortalConfig(AppConfig):
-    """Organisation-wide pieces: settings singleton, crypto, API plumbing, admin site."""
+    """The project itself. As an app it only carries the migrations that handed the
+    organisation settings to `core` (existing databases keep their rows)."""
 
     name = "portal"
-    verbose_name = "Organisation"
+    verbose_name = "Portal"
 
 
 class PortalAdminConfig(AdminConfig):

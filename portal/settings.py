@@ -20,8 +20,6 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from agent.affinity import AffinityError, parse_cpu_list
-
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -81,13 +79,9 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PORTAL_URL])
 # Proxies whose X-Forwarded-For is believed (CIDRs); empty: the socket address is the client.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 # CPUs the server process runs on (Linux CPU list, e.g. "0-1"); empty: all. Applied by
-# portal.asgi when a server loads the app; see agent.affinity and docs/operator-guide.md.
-PORTAL_CPUS: frozenset[int] | None = None
-if env.str("PORTAL_CPUS", default="").strip():
-    try:
-        PORTAL_CPUS = parse_cpu_list(env.str("PORTAL_CPUS"))
-    except AffinityError as exc:
-        raise ImproperlyConfigured(f"PORTAL_CPUS: {exc}") from exc
+# the launcher (`python -m portal`), never by a management command; see
+# docs/operator-guide.md.
+PORTAL_CPUS = env.str("PORTAL_CPUS", default="").strip()
 
 # --- applications --------------------------------------------------------------------------
 
@@ -104,13 +98,18 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
-    "portal.apps.PortalConfig",
+    # The apps, bottom to top: a lower one never imports a higher one (.importlinter).
+    "core",
+    "audit",
     "accounts",
+    "clusters",
+    "security_center",
     "blueprints",
     "workspaces",
     "publishing",
-    "security_center",
     "relay",
+    # The project: its legacy migrations only (see portal/migrations).
+    "portal.apps.PortalConfig",
 ]
 
 MIDDLEWARE = [
@@ -140,7 +139,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "portal.context_processors.organization",
+                "core.context_processors.organization",
             ],
         },
     },
@@ -210,14 +209,14 @@ API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "portal.api.authentication.ApiTokenAuthentication",
+        "accounts.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["portal.api.permissions.IsActiveMember"],
-    "DEFAULT_THROTTLE_CLASSES": ["portal.api.throttles.OrganizationApiRateThrottle"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.IsActiveMember"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.throttles.OrganizationApiRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": None,
-    "EXCEPTION_HANDLER": "portal.api.exceptions.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exceptions.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

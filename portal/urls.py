@@ -7,12 +7,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from portal import views
 
 api_v1 = [
+    path("", include("core.api.urls")),
     path("", include("accounts.api.urls")),
+    path("", include("clusters.api.urls")),
+    path("", include("security_center.api.urls")),
     path("", include("blueprints.api.urls")),
     path("", include("workspaces.api.urls")),
-    path("", include("relay.api.urls")),
-    path("", include("security_center.api.urls")),
-    path("", include("portal.api.urls")),
+    path("", include("publishing.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

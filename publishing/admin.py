@@ -10,7 +10,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from portal.admin import GrantRevokeAdmin, ReadOnlyAdmin, adopt
+from core.admin import GrantRevokeAdmin, ReadOnlyAdmin, adopt
 from publishing.models import PublishRequest, TrustRule
 from publishing.services import trust_grant, trust_revoke
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from portal.validators import dns_label
+from core.validators import dns_label
 from publishing.choices import OPEN_STATUSES, PublishStatus
 
 COMMIT_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
@@ -23,7 +23,7 @@ class PublishRequest(models.Model):
     """
 
     environment_id = models.CharField(max_length=100)
-    cluster = models.ForeignKey("relay.Cluster", on_delete=models.PROTECT)
+    cluster = models.ForeignKey("clusters.Cluster", on_delete=models.PROTECT)
     requester = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="publish_requests"
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from portal.errors import ApplicationError
+from audit.services import audit_record
+from core.errors import ApplicationError
 from publishing.models import TrustRule
-from security_center.services import audit_record
 
 
 def trust_grant(*, user, blueprint, actor) -> TrustRule:

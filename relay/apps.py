@@ -2,6 +2,13 @@ from django.apps import AppConfig
 
 
 class RelayConfig(AppConfig):
-    """Clusters (agents), the outbound tunnel and one-time connection tickets."""
+    """The transport on top of the domain: browser and agent consumers over streams and
+    the agent tunnel. It installs itself as the control plane's way to the agents."""
 
     name = "relay"
+
+    def ready(self) -> None:
+        from relay.streams import open_stream
+        from workspaces.controlplane.transport import register_stream_opener
+
+        register_stream_opener(open_stream)

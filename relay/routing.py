@@ -1,7 +1,17 @@
-"""WebSocket routes of the portal (mounted by `portal.asgi`)."""
+"""The relay's ASGI routing: WebSocket routes and the preview origins (mounted by `portal.asgi`).
 
+`asgi_application(http)` wraps the portal's HTTP application: every HTTP request and
+WebSocket whose Host is under `PREVIEW_DOMAIN` goes to the preview origin's own app
+before anything else, so no Django view, middleware or cookie of the portal ever serves
+a preview host; other WebSockets go to the relay's consumers, other HTTP to `http`.
+"""
+
+from __future__ import annotations
+
+from channels.routing import ProtocolTypeRouter, URLRouter
 from django.urls import path
 
+from relay.consumers import preview
 from relay.consumers.terminal import TerminalConsumer
 from relay.consumers.tunnel import TunnelConsumer
 
@@ -9,3 +19,15 @@ websocket_urlpatterns = [
     path("agent/v1/tunnel", TunnelConsumer.as_asgi()),
     path("ws/terminal/", TerminalConsumer.as_asgi()),
 ]
+
+
+def asgi_application(http):
+    """The whole ASGI application around the portal's HTTP application `http`."""
+    portal = ProtocolTypeRouter({"http": http, "websocket": URLRouter(websocket_urlpatterns)})
+
+    async def application(scope, receive, send):
+        if scope["type"] in ("http", "websocket") and preview.is_preview_host(scope):
+            return await preview.application(scope, receive, send)
+        return await portal(scope, receive, send)
+
+    return application

@@ -29,15 +29,12 @@ from channels.layers import get_channel_layer
 
 from agent import protocol as p
 from agent.multiplex import Multiplexer, Stream, WindowedStream
+from workspaces.controlplane.transport import TunnelUnavailable
 
 logger = logging.getLogger(__name__)
 
 # How long a remote caller waits for the tunnel's process to acknowledge an OPEN.
 REMOTE_OPEN_TIMEOUT = 5.0
-
-
-class TunnelUnavailable(Exception):
-    """No live tunnel for the cluster (agent not connected, or its portal process gone)."""
 
 
 class StreamLike(Protocol):
@@ -248,8 +245,13 @@ class RelayPump:
                 return
             grant = self._from_caller.delivered(len(chunk))
             if grant:
-                with contextlib.suppress(ChannelFull):
+                try:
                     await self._reply({"type": "relay.credit", "granted": grant})
+                except ChannelFull:
+                    # A grant that never arrives would stall the caller for good: end the
+                    # stream with a reason instead (DESIGN §3, never drop).
+                    await self.stream.close(p.CLOSE_FLOW_CONTROL, "caller's channel is full")
+                    return
 
     async def _reply(self, message: dict[str, Any]) -> None:
         await self.layer.send(self.reply_channel, message)

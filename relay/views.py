@@ -12,9 +12,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from portal.errors import ApplicationError
-from relay import links
-from security_center.client_ip import request_client_ip
+from core.client_ip import request_client_ip
+from core.errors import ApplicationError
+from workspaces import links
 from workspaces.selectors import workspace_for
 from workspaces.services import workspace_preview_ticket
 
@@ -31,9 +31,12 @@ def workspace_preview(request: HttpRequest, workspace_id: str) -> HttpResponse:
         except ValueError:
             raise Http404("No such port.") from None
         _, raw = workspace_preview_ticket(
-            user=request.user, workspace=workspace, cluster=cluster, port=port,
+            user=request.user,
+            workspace=workspace,
+            cluster=cluster,
+            port=port,
             ip=request_client_ip(request),
-        )  # fmt: skip
+        )
     except ApplicationError as exc:
         if exc.status == 404:
             raise Http404("No such workspace.") from exc

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from portal.admin import ReadOnlyAdmin, ServiceAdmin
-from portal.errors import ApplicationError
-from security_center.client_ip import request_client_ip
-from security_center.models import AuditEvent, ConnectionSession, FirewallEvent, FirewallRule
+from audit.models import AuditEvent
+from core.admin import ReadOnlyAdmin, ServiceAdmin
+from core.client_ip import request_client_ip
+from core.errors import ApplicationError
+from security_center.models import ConnectionSession, FirewallEvent, FirewallRule
 from security_center.services import (
     connection_terminate,
     firewall_rule_delete,

@@ -9,9 +9,3 @@ class FirewallAction(models.TextChoices):
 class ConnectionKind(models.TextChoices):
     SHELL = "shell", "Terminal"
     PREVIEW = "preview", "Preview"
-
-
-class AuditOutcome(models.TextChoices):
-    SUCCESS = "success", "Success"
-    FAILURE = "failure", "Failure"
-    DENIED = "denied", "Denied"

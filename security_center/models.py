@@ -1,4 +1,4 @@
-"""The security centre's records: firewall rules and events, connections, the audit log."""
+"""The security centre's records: firewall rules and events, connection sessions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from security_center.choices import AuditOutcome, ConnectionKind, FirewallAction
+from security_center.choices import ConnectionKind, FirewallAction
 
 
 def normalize_cidr(value: str) -> str:
@@ -102,7 +102,7 @@ class ConnectionSession(models.Model):
     ip = models.GenericIPAddressField()
     kind = models.CharField(max_length=10, choices=ConnectionKind.choices)
     environment_id = models.CharField(max_length=100)
-    cluster = models.ForeignKey("relay.Cluster", null=True, on_delete=models.SET_NULL)
+    cluster = models.ForeignKey("clusters.Cluster", null=True, on_delete=models.SET_NULL)
     port = models.PositiveIntegerField(null=True, blank=True)
     started_at = models.DateTimeField(auto_now_add=True, db_index=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -123,34 +123,3 @@ class ConnectionSession(models.Model):
     @property
     def is_active(self) -> bool:
         return self.ended_at is None
-
-
-class AuditEvent(models.Model):
-    """One entry of the append-only audit log, chained to its predecessor.
-
-    `hash` is SHA-256 over this entry's content and `prev_hash`, so altering or
-    removing any row breaks the chain from there on (`manage.py verify_audit_chain`).
-    `prev_hash` is unique: two writers can never fork the chain.
-    """
-
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    actor_email = models.CharField(max_length=254, blank=True)
-    action = models.CharField(max_length=80, db_index=True)
-    target_type = models.CharField(max_length=50, blank=True)
-    target_id = models.CharField(max_length=100, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    outcome = models.CharField(
-        max_length=10, choices=AuditOutcome.choices, default=AuditOutcome.SUCCESS
-    )
-    details = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField()
-    prev_hash = models.CharField(max_length=64, unique=True, editable=False)
-    hash = models.CharField(max_length=64, unique=True, editable=False)
-
-    class Meta:
-        ordering = ["-id"]
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_email or 'system'} {self.action}"

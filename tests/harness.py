@@ -1,4 +1,5 @@
-"""Real processes for integration tests and benchmarks: a portal under daphne, an agent.
+"""Real processes for integration tests and benchmarks: a portal (the production launcher,
+or daphne where a test compares servers), an agent.
 
 Each `Portal` gets its own SQLite file (or shares one with another portal), its own
 port and — when `REDIS_URL` is set — the real Redis channel layer. Everything is on
@@ -90,11 +91,12 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, what: st
 
 @dataclass
 class Portal:
-    """A portal process under daphne (or uvicorn) on a free loopback port."""
+    """A portal process on a free loopback port: `python -m portal` (uvicorn, the production
+    default) unless `server="daphne"`."""
 
     var_dir: Path
     port: int = field(default_factory=free_port)
-    server: str = "daphne"
+    server: str = "uvicorn"
     proc: subprocess.Popen | None = None
     env_extra: dict[str, str] = field(default_factory=dict)
 
@@ -111,22 +113,15 @@ class Portal:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         manage(self.var_dir, "migrate", "--noinput", env=self.env)
         manage(self.var_dir, "ensure_admin", env=self.env)
-        manage(
-            self.var_dir, "seed_demo", "--token-file", str(self.var_dir / "agent.token"),
-            env=self.env,
-        )  # fmt: skip
+        token_file = str(self.var_dir / "agent.token")
+        manage(self.var_dir, "seed_demo", "--token-file", token_file, env=self.env)
 
     def start(self) -> Portal:
-        if self.server == "uvicorn":
-            argv = [
-                sys.executable, "-m", "uvicorn", "portal.asgi:application",
-                "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
-            ]  # fmt: skip
+        if self.server == "uvicorn":  # the production launcher
+            argv = [sys.executable, "-m", "portal", "--host", "127.0.0.1", "--port", str(self.port)]
         else:
-            argv = [
-                sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-                "portal.asgi:application",
-            ]  # fmt: skip
+            argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+            argv.append("portal.asgi:application")
         log = open(self.var_dir / f"portal-{self.port}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=log)
         wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, what="portal health")
@@ -168,10 +163,8 @@ class Agent:
             "ENCLAVE_AGENT_TOKEN": self.token,
         }
         log = open(self.data_dir / "agent.log", "ab")  # noqa: SIM115
-        argv = [
-            sys.executable, "-m", "agent", "--portal-url", self.portal_url,
-            "--runtime", "local", "--data-dir", str(self.data_dir), *self.args,
-        ]  # fmt: skip
+        argv = [sys.executable, "-m", "agent", "--portal-url", self.portal_url]
+        argv += ["--runtime", "local", "--data-dir", str(self.data_dir), *self.args]
         self.proc = subprocess.Popen(
             argv,
             cwd=ROOT,
@@ -235,10 +228,8 @@ class UvicornPortal(Portal):
     ws: str = "websockets-sansio"
 
     def start(self) -> Portal:
-        argv = [
-            sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1",
-            "--port", str(self.port), "--no-access-log", "--ws", self.ws, "--lifespan", "off",
-        ]  # fmt: skip
+        argv = [sys.executable, "-m", "portal", "--host", "127.0.0.1", "--port", str(self.port)]
+        argv += ["--ws", self.ws]
         log = open(self.var_dir / f"portal-{self.port}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=log)
         wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, what="portal health")

@@ -1,4 +1,4 @@
-"""End to end: a real portal (daphne) and a real agent run the demo blueprint."""
+"""End to end: a real portal (the production launcher) and a real agent run the demo blueprint."""
 
 from __future__ import annotations
 
@@ -57,10 +57,9 @@ def test_someone_elses_workspace_is_404_and_untouched(portal, connected, admin_a
     admin_api.wait_status(workspace_id, "running")
     manage(portal.var_dir, "shell", "-c", _CREATE_MEMBER, env=portal.env)
     other = Api(portal.url, portal.token_for("other@example.com"))
-    for method, path in [
-        ("GET", ""), ("PATCH", ""), ("DELETE", ""), ("POST", "/stop"), ("POST", "/start"),
-        ("POST", "/restart"), ("GET", "/logs"), ("PUT", "/tags"),
-    ]:  # fmt: skip
+    calls = [("GET", ""), ("PATCH", ""), ("DELETE", ""), ("POST", "/stop"), ("POST", "/start")]
+    calls += [("POST", "/restart"), ("GET", "/logs"), ("PUT", "/tags")]
+    for method, path in calls:
         body = {"name": "x", "tags": []}
         response = other(method, f"/workspaces/{workspace_id}{path}", json=body)
         assert response.status_code == 404, (method, path, response.text)

@@ -1,10 +1,12 @@
-"""Console page for the workspace tags members placed on their workspaces."""
+"""Console pages for the workspace tags members placed on their workspaces and, view only,
+the one-time tickets (their hashes are never displayed)."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
-from workspaces.models import WorkspaceTagAssignment
+from core.admin import ReadOnlyAdmin
+from workspaces.models import Ticket, WorkspaceTagAssignment
 
 
 @admin.register(WorkspaceTagAssignment)
@@ -23,3 +25,36 @@ class WorkspaceTagAssignmentAdmin(admin.ModelAdmin):
     @admin.display(description="owner", ordering="tag__user__email")
     def owner(self, obj: WorkspaceTagAssignment) -> str:
         return obj.tag.user.email
+
+
+@admin.register(Ticket)
+class TicketAdmin(ReadOnlyAdmin):
+    """One-time shell/preview tickets, view only; the hash is never displayed."""
+
+    list_display = [
+        "kind",
+        "user",
+        "environment_id",
+        "cluster",
+        "port",
+        "created_at",
+        "expires_at",
+        "used_at",
+        "client_ip",
+    ]
+    list_filter = ["kind", ("used_at", admin.EmptyFieldListFilter), "created_at"]
+    search_fields = ["user__email", "environment_id", "client_ip"]
+    ordering = ["-created_at"]
+    list_select_related = ["user", "cluster"]
+    fields = [
+        "kind",
+        "user",
+        "environment_id",
+        "cluster",
+        "port",
+        "created_at",
+        "expires_at",
+        "used_at",
+        "client_ip",
+    ]
+    show_full_result_count = False

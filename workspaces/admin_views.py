@@ -14,9 +14,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from portal.errors import ApplicationError
-from relay.models import Cluster
-from security_center.client_ip import request_client_ip
+from clusters.models import Cluster
+from core.client_ip import request_client_ip
+from core.errors import ApplicationError
 from workspaces import services
 from workspaces.selectors import discover, workspace_any
 

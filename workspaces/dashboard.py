@@ -15,9 +15,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from blueprints.selectors import catalog_for
-from portal.errors import ApplicationError
-from portal.models import OrganizationSettings
-from security_center.client_ip import request_client_ip
+from core.client_ip import request_client_ip
+from core.errors import ApplicationError
+from core.models import OrganizationSettings
 from workspaces import services
 from workspaces.selectors import workspace_for, workspaces_for
 

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from accounts.models import normalize_email
-from relay.models import Cluster
+from clusters.models import Cluster
 from workspaces.controlplane import Environment, EnvironmentNotFound, get_control_plane
 from workspaces.models import WorkspaceTagAssignment
 

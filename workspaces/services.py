@@ -12,24 +12,26 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import UserTag, normalize_email
+from audit.choices import AuditOutcome
+from audit.services import audit_record
 from blueprints.choices import AIProviderKind
 from blueprints.models import Blueprint
 from blueprints.selectors import blueprint_for_launch
-from portal import ratelimit
-from portal.errors import ApplicationError, RateLimited
-from portal.models import OrganizationSettings
-from relay.choices import TicketKind
-from relay.models import Cluster
-from relay.services import ticket_issue
-from security_center.choices import AuditOutcome
-from security_center.services import audit_record
+from clusters.models import Cluster
+from core import ratelimit
+from core.crypto import hash_secret
+from core.errors import ApplicationError, RateLimited
+from core.models import OrganizationSettings
+from workspaces.choices import TicketKind
 from workspaces.controlplane import ClusterUnavailable, get_control_plane
-from workspaces.models import WorkspaceTagAssignment
+from workspaces.models import Ticket, WorkspaceTagAssignment
 from workspaces.selectors import (
     ACTIVE_STATUSES,
     BLUEPRINT_ID_TAG,
@@ -45,6 +47,7 @@ from workspaces.selectors import (
 MAX_NAME = 60
 NAME_OK = re.compile(r"^[\w .'-]{1,60}$", re.UNICODE)
 LOG_TAIL_MAX = 2000
+TICKET_TTL = timedelta(seconds=30)
 
 
 def _audit(
@@ -175,9 +178,14 @@ def workspace_launch(
         )
     if blueprint_for_launch(user, blueprint_key) is None:
         _audit(
-            "workspace.launch", actor=user, workspace_id="", ip=ip,
-            outcome=AuditOutcome.DENIED, blueprint=blueprint_key, reason="blueprint_forbidden",
-        )  # fmt: skip
+            "workspace.launch",
+            actor=user,
+            workspace_id="",
+            ip=ip,
+            outcome=AuditOutcome.DENIED,
+            blueprint=blueprint_key,
+            reason="blueprint_forbidden",
+        )
         raise ApplicationError(
             "You may not launch this blueprint.", code="blueprint_forbidden", status=403
         )
@@ -192,10 +200,14 @@ def workspace_launch(
         running = running_workspace_count(user)
         if running >= org.max_running_workspaces_per_user:
             _audit(
-                "workspace.launch", actor=user, workspace_id="", ip=ip,
-                outcome=AuditOutcome.DENIED, blueprint=blueprint_key,
+                "workspace.launch",
+                actor=user,
+                workspace_id="",
+                ip=ip,
+                outcome=AuditOutcome.DENIED,
+                blueprint=blueprint_key,
                 reason="workspace_limit_reached",
-            )  # fmt: skip
+            )
             raise ApplicationError(
                 f"You already have {running} running workspaces "
                 f"(limit {org.max_running_workspaces_per_user}). Stop one first.",
@@ -215,9 +227,14 @@ def workspace_launch(
         )
         discovery_invalidate(cluster.pk)
     _audit(
-        "workspace.launch", actor=user, workspace_id=environment.id, ip=ip,
-        blueprint=blueprint.key, cluster=cluster.name, name=metadata[NAME_TAG],
-    )  # fmt: skip
+        "workspace.launch",
+        actor=user,
+        workspace_id=environment.id,
+        ip=ip,
+        blueprint=blueprint.key,
+        cluster=cluster.name,
+        name=metadata[NAME_TAG],
+    )
     return Workspace(environment, [])
 
 
@@ -236,9 +253,13 @@ def workspace_start(*, user, workspace: Workspace, cluster: Cluster, ip=None) ->
             running = running_count_of(workspace.owner_email)
             if running >= org.max_running_workspaces_per_user:
                 _audit(
-                    "workspace.start", actor=user, workspace_id=workspace.id, ip=ip,
-                    outcome=AuditOutcome.DENIED, reason="workspace_limit_reached",
-                )  # fmt: skip
+                    "workspace.start",
+                    actor=user,
+                    workspace_id=workspace.id,
+                    ip=ip,
+                    outcome=AuditOutcome.DENIED,
+                    reason="workspace_limit_reached",
+                )
                 raise ApplicationError(
                     f"You already have {running} running workspaces "
                     f"(limit {org.max_running_workspaces_per_user}). Stop one first.",
@@ -361,9 +382,12 @@ def workspace_shell_ticket(*, user, workspace: Workspace, cluster: Cluster, ip=N
             status=409,
         )
     return ticket_issue(
-        kind=TicketKind.SHELL, user=user, environment_id=workspace.id, cluster=cluster,
+        kind=TicketKind.SHELL,
+        user=user,
+        environment_id=workspace.id,
+        cluster=cluster,
         client_ip=ip,
-    )  # fmt: skip
+    )
 
 
 def workspace_preview_ticket(*, user, workspace: Workspace, cluster: Cluster, port, ip=None):
@@ -386,6 +410,69 @@ def workspace_preview_ticket(*, user, workspace: Workspace, cluster: Cluster, po
             status=409,
         )
     return ticket_issue(
-        kind=TicketKind.PREVIEW, user=user, environment_id=workspace.id, cluster=cluster,
-        port=port, client_ip=ip,
-    )  # fmt: skip
+        kind=TicketKind.PREVIEW,
+        user=user,
+        environment_id=workspace.id,
+        cluster=cluster,
+        port=port,
+        client_ip=ip,
+    )
+
+
+# --- one-time tickets (redeemed by the relay) ----------------------------------------------
+
+
+def ticket_issue(
+    *,
+    kind: str,
+    user,
+    environment_id: str,
+    cluster: Cluster,
+    port: int | None = None,
+    client_ip: str | None = None,
+) -> tuple[Ticket, str]:
+    """A single-use ticket valid 30 s for (user, workspace, kind, port); returns the raw value."""
+    raw = secrets.token_urlsafe(32)
+    ticket = Ticket.objects.create(
+        kind=kind,
+        token_hash=hash_secret(raw),
+        user=user,
+        environment_id=environment_id,
+        cluster=cluster,
+        port=port,
+        expires_at=timezone.now() + TICKET_TTL,
+        client_ip=client_ip,
+    )
+    return ticket, raw
+
+
+def ticket_redeem(
+    *, raw: str, kind: str, environment_id: str | None = None, port: int | None = None
+) -> Ticket | None:
+    """Consume a ticket: exactly one caller wins, however many race for the same value.
+
+    One conditional UPDATE (`used_at IS NULL AND expires_at > now`) decides; the loser,
+    an expired, reused, unknown or mismatched ticket all get None.
+    """
+    if not raw or len(raw) > 200:
+        return None
+    if kind == TicketKind.PREVIEW and port is None:
+        return None  # a preview ticket only ever opens the port it was issued for
+    filters = {"token_hash": hash_secret(raw), "kind": kind}
+    if environment_id is not None:
+        filters["environment_id"] = environment_id
+    if port is not None:
+        filters["port"] = port
+    now = timezone.now()
+    won = Ticket.objects.filter(used_at__isnull=True, expires_at__gt=now, **filters).update(
+        used_at=now
+    )
+    if not won:
+        return None
+    return Ticket.objects.select_related("user", "cluster").get(token_hash=filters["token_hash"])
+
+
+def tickets_purge(*, older_than: timedelta = timedelta(days=1)) -> int:
+    """Delete tickets that expired more than `older_than` ago; returns how many."""
+    deleted, _ = Ticket.objects.filter(expires_at__lt=timezone.now() - older_than).delete()
+    return deleted

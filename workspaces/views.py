@@ -13,8 +13,8 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
 from blueprints.models import Blueprint
-from portal.errors import ApplicationError
-from security_center.client_ip import request_client_ip
+from core.client_ip import request_client_ip
+from core.errors import ApplicationError
 from security_center.services import firewall_evaluate
 from workspaces.selectors import Workspace, workspace_for
 

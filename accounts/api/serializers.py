@@ -6,19 +6,7 @@ from rest_framework import serializers
 
 from accounts.choices import Role
 from accounts.models import ApiToken, User, UserTag
-from portal.validators import hex_colour
-
-
-class MeSerializer(serializers.Serializer):
-    email = serializers.EmailField()
-    full_name = serializers.CharField()
-    role = serializers.CharField()
-    status = serializers.CharField()
-    tags = serializers.ListField(child=serializers.CharField())
-    running_workspaces = serializers.IntegerField(
-        allow_null=True, help_text="Null while the cluster cannot be asked."
-    )
-    workspace_limit = serializers.IntegerField()
+from core.validators import hex_colour
 
 
 class UserTagSerializer(serializers.ModelSerializer):

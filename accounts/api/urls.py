@@ -1,6 +1,5 @@
 """Routes of /api/v1/me… and /api/v1/admin/{members,tags}."""
 
-from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from accounts.api import views
@@ -12,6 +11,5 @@ router.register("admin/members", views.MemberViewSet, basename="admin-member")
 router.register("admin/tags", views.AdminTagViewSet, basename="admin-tag")
 
 urlpatterns = [
-    path("me", views.MeViewSet.as_view({"get": "retrieve"}), name="me"),
     *router.urls,
 ]

@@ -15,43 +15,10 @@ from accounts.api.serializers import (
     MemberInviteSerializer,
     MemberSerializer,
     MemberUpdateSerializer,
-    MeSerializer,
     UserTagSerializer,
 )
 from accounts.models import ApiToken, UserTag
-from portal.api.permissions import IsAdmin
-from portal.models import OrganizationSettings
-
-
-def _running_workspace_count(user) -> int | None:
-    """The member's running workspaces, or None when the data plane cannot tell."""
-    try:
-        from workspaces.controlplane.base import ClusterUnavailable
-        from workspaces.selectors import running_workspace_count
-    except ImportError:
-        return None
-    try:
-        return running_workspace_count(user)
-    except ClusterUnavailable:
-        return None
-
-
-class MeViewSet(viewsets.ViewSet):
-    """The signed-in member: who they are, their tags, how many workspaces run."""
-
-    @extend_schema(responses=MeSerializer)
-    def retrieve(self, request):
-        user = request.user
-        data = {
-            "email": user.email,
-            "full_name": user.full_name,
-            "role": user.role,
-            "status": user.status,
-            "tags": list(selectors.user_tags_for(user).values_list("name", flat=True)),
-            "running_workspaces": _running_workspace_count(user),
-            "workspace_limit": OrganizationSettings.load().max_running_workspaces_per_user,
-        }
-        return Response(MeSerializer(data).data)
+from core.api.permissions import IsAdmin
 
 
 class MyTagViewSet(

@@ -6,10 +6,11 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from accounts.choices import MemberStatus, Role
-from accounts.models import ApiToken, User, UserTag, hash_token
+from accounts.models import ApiToken, User, UserTag
 from accounts.tests.factories import AdminFactory, ApiTokenFactory, UserFactory, UserTagFactory
-from portal.tests.test_admin import assert_refused, changeform_data, messages_of
-from security_center.models import AuditEvent
+from audit.models import AuditEvent
+from core.crypto import hash_secret
+from core.tests.admin import assert_refused, changeform_data, messages_of
 
 pytestmark = pytest.mark.django_db
 
@@ -196,7 +197,7 @@ def test_issuing_a_token_shows_it_once_and_stores_only_its_hash(console):
     raw = message.split("<code>")[1].split("</code>")[0]
     token = ApiToken.objects.get(user=member)
     assert token.name == "ci"
-    assert token.token_hash == hash_token(raw)
+    assert token.token_hash == hash_secret(raw)
     assert raw.startswith(token.prefix)
     assert AuditEvent.objects.filter(action="api_token.issue", target_id=str(token.pk)).exists()
     # Shown once, on the page the admin lands on; never again.

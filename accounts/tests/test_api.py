@@ -5,8 +5,8 @@ import pytest
 from accounts.choices import MemberStatus, Role
 from accounts.models import ApiToken, User, UserTag
 from accounts.tests.factories import AdminFactory, ApiTokenFactory, UserFactory, UserTagFactory
-from portal.services import organization_settings_update
-from security_center.models import AuditEvent
+from audit.models import AuditEvent
+from core.services import organization_settings_update
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.choices import MemberStatus, Role
-from accounts.models import ApiToken, User, UserTag, hash_token, normalize_email
+from accounts.models import ApiToken, User, UserTag, normalize_email
 from accounts.tests.factories import AdminFactory, ApiTokenFactory, UserFactory, UserTagFactory
+from core.crypto import hash_secret
 
 pytestmark = pytest.mark.django_db
 
@@ -180,7 +181,7 @@ def test_generate_returns_raw_prefix_and_hash():
     assert raw.startswith("enc_")
     assert len(raw) > 40
     assert prefix == raw[:12]
-    assert digest == hash_token(raw)
+    assert digest == hash_secret(raw)
     assert len(digest) == 64
     assert raw not in digest
     assert ApiToken.generate()[0] != raw

@@ -8,8 +8,9 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.test import APIRequestFactory
 
+from accounts.api.authentication import ApiTokenAuthentication
 from accounts.choices import MemberStatus, Role
-from accounts.models import ApiToken, User, hash_token
+from accounts.models import ApiToken, User
 from accounts.services import (
     api_token_issue,
     api_token_revoke,
@@ -20,10 +21,10 @@ from accounts.services import (
     user_tag_create,
 )
 from accounts.tests.factories import AdminFactory, ApiTokenFactory
-from portal.api.authentication import ApiTokenAuthentication
-from portal.errors import ApplicationError
-from security_center.models import AuditEvent
-from security_center.services import audit_verify_chain
+from audit.models import AuditEvent
+from audit.services import audit_verify_chain
+from core.crypto import hash_secret
+from core.errors import ApplicationError
 
 pytestmark = pytest.mark.django_db
 
@@ -147,7 +148,7 @@ def test_the_last_active_admin_cannot_be_suspended(admin_member):
 def test_api_token_issue_stores_only_the_hash(member):
     token, raw = api_token_issue(user=member, name="  laptop ", days=30)
     assert raw.startswith("enc_")
-    assert token.token_hash == hash_token(raw)
+    assert token.token_hash == hash_secret(raw)
     assert token.prefix == raw[:12]
     assert token.name == "laptop"
     assert timedelta(days=29) < token.expires_at - timezone.now() <= timedelta(days=30)

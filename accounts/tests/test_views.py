@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from accounts.choices import MemberStatus
 from accounts.tests.factories import UserFactory
-from security_center.models import AuditEvent
+from audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def test_suspended_member_cannot_sign_in(client):
 
 
 def test_page_shows_the_organisation_name(client):
-    from portal.models import OrganizationSettings
+    from core.models import OrganizationSettings
 
     OrganizationSettings.objects.update_or_create(id=1, defaults={"portal_name": "Acme Build"})
     assert "Acme Build" in client.get(reverse("login")).content.decode()

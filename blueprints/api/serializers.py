@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from blueprints.choices import AccessRuleKind, AIProviderKind, AnthropicAuthMode, TabKind
 from blueprints.models import AIProvider, Blueprint, BlueprintAccessRule
-from relay.models import Cluster
+from clusters.models import Cluster
 
 
 class PortSerializer(serializers.Serializer):

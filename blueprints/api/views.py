@@ -12,7 +12,7 @@ from blueprints import selectors, services
 from blueprints.api.serializers import AdminBlueprintSerializer, CatalogBlueprintSerializer
 from blueprints.choices import BlueprintState
 from blueprints.models import AIProvider, Blueprint
-from portal.api.permissions import IsAdmin
+from core.api.permissions import IsAdmin
 
 
 class CatalogViewSet(viewsets.ReadOnlyModelViewSet):

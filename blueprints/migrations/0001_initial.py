@@ -5,7 +5,7 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 import blueprints.models
-import portal.crypto
+import core.crypto
 
 
 class Migration(migrations.Migration):
@@ -212,7 +212,7 @@ class Migration(migrations.Migration):
                     "endpoint_url",
                     models.URLField(blank=True, help_text="Required for a custom provider."),
                 ),
-                ("api_key", portal.crypto.EncryptedTextField(blank=True)),
+                ("api_key", core.crypto.EncryptedTextField(blank=True)),
                 ("order", models.PositiveSmallIntegerField(default=0)),
                 (
                     "blueprint",

@@ -4,12 +4,12 @@ import pytest
 from django.urls import reverse
 
 from accounts.tests.factories import AdminFactory, UserFactory
+from audit.models import AuditEvent
 from blueprints.choices import AccessRuleKind, BlueprintState
 from blueprints.models import AIProvider, Blueprint, BlueprintAccessRule
 from blueprints.tests.factories import AccessRuleFactory, AIProviderFactory, BlueprintFactory
-from portal.tests.test_admin import assert_refused, changeform_data, messages_of
-from relay.tests.factories import ClusterFactory
-from security_center.models import AuditEvent
+from clusters.tests.factories import ClusterFactory
+from core.tests.admin import assert_refused, changeform_data, messages_of
 
 pytestmark = pytest.mark.django_db
 

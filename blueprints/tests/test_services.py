@@ -1,8 +1,11 @@
 """Blueprint services: state changes, access rules and AI providers, all audited."""
 
 import pytest
+from clusters.tests.factories import ClusterFactory
 from django.core.exceptions import ValidationError
 
+from audit.models import AuditEvent
+from audit.services import audit_verify_chain
 from blueprints.choices import AccessRuleKind, BlueprintState
 from blueprints.models import AIProvider, Blueprint, BlueprintAccessRule
 from blueprints.services import (
@@ -13,9 +16,6 @@ from blueprints.services import (
     blueprint_set_state,
 )
 from blueprints.tests.factories import AccessRuleFactory, AIProviderFactory, BlueprintFactory
-from relay.tests.factories import ClusterFactory
-from security_center.models import AuditEvent
-from security_center.services import audit_verify_chain
 
 pytestmark = pytest.mark.django_db
 

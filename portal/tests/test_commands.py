@@ -8,13 +8,14 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIRequestFactory
 
+from accounts.api.authentication import ApiTokenAuthentication
 from accounts.choices import MemberStatus, Role
-from accounts.models import ApiToken, User, hash_token
+from accounts.models import ApiToken, User
 from accounts.tests.factories import UserFactory
 from blueprints.choices import BlueprintState
 from blueprints.models import Blueprint
-from portal.api.authentication import ApiTokenAuthentication
-from relay.models import Cluster, hash_secret
+from clusters.models import Cluster
+from core.crypto import hash_secret
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +40,7 @@ def test_issue_api_token_prints_a_token_that_authenticates(member):
     user, token = authenticate(raw)
     assert user == member
     assert token.name == "ci"
-    assert token.token_hash == hash_token(raw)
+    assert token.token_hash == hash_secret(raw)
     assert not ApiToken.objects.filter(token_hash=raw).exists()
 
 

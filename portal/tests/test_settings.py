@@ -148,6 +148,9 @@ def test_check_deploy_passes_with_a_production_environment(tmp_path):
     assert "no issues" in result.stdout
 
 
+LAUNCHER = "from portal.__main__ import prepare_server_process; prepare_server_process()"
+
+
 def test_portal_cpus_pin_the_server_process_only(tmp_path):
     last = max(os.sched_getaffinity(0))
     env = {"DEBUG": "true", "PORTAL_CPUS": str(last)}
@@ -156,15 +159,19 @@ def test_portal_cpus_pin_the_server_process_only(tmp_path):
     result = run(SETUP + "; " + check, env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str(sorted(os.sched_getaffinity(0)))
-    # ... the ASGI app (what a server loads) runs on PORTAL_CPUS.
+    # ... and so does the ASGI app; the launcher (`python -m portal`) pins the server.
     result = run("import portal.asgi; " + check, env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(sorted(os.sched_getaffinity(0)))
+    result = run(LAUNCHER + "; " + check, env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == f"[{last}]"
 
 
-@pytest.mark.parametrize(("value", "message"), [("0-", "is not a CPU list"),
-                                                ("4095", "none of CPUs 4095")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("value", "message"), [("0-", "is not a CPU list"), ("4095", "none of CPUs 4095")]
+)
 def test_a_bad_portal_cpus_stops_start_up_naming_it(tmp_path, value, message):
-    result = run("import portal.asgi", {"DEBUG": "true", "PORTAL_CPUS": value}, tmp_path)
+    result = run(LAUNCHER, {"DEBUG": "true", "PORTAL_CPUS": value}, tmp_path)
     assert result.returncode != 0
     assert "PORTAL_CPUS: " in result.stderr and message in result.stderr

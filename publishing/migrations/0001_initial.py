@@ -4,7 +4,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-import portal.validators
+import core.validators
 
 
 class Migration(migrations.Migration):
@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
                 ("environment_id", models.CharField(max_length=100)),
                 (
                     "subdomain",
-                    models.CharField(max_length=63, validators=[portal.validators.dns_label]),
+                    models.CharField(max_length=63, validators=[core.validators.dns_label]),
                 ),
                 ("message", models.TextField(blank=True)),
                 ("commit_sha", models.CharField(blank=True, max_length=64)),

@@ -1,9 +1,9 @@
 import factory
+from clusters.tests.factories import ClusterFactory
 
 from accounts.tests.factories import AdminFactory, UserFactory
 from blueprints.tests.factories import BlueprintFactory
 from publishing.models import PublishRequest, TrustRule
-from relay.tests.factories import ClusterFactory
 
 
 class PublishRequestFactory(factory.django.DjangoModelFactory):

@@ -4,11 +4,11 @@ import pytest
 from django.urls import reverse
 
 from accounts.tests.factories import AdminFactory, UserFactory
+from audit.models import AuditEvent
 from blueprints.tests.factories import BlueprintFactory
-from portal.tests.test_admin import assert_refused, messages_of
+from core.tests.admin import assert_refused, messages_of
 from publishing.models import PublishRequest, TrustRule
 from publishing.tests.factories import PublishRequestFactory, TrustRuleFactory
-from security_center.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

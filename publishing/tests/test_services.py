@@ -3,12 +3,12 @@
 import pytest
 
 from accounts.tests.factories import UserFactory
+from audit.models import AuditEvent
+from audit.services import audit_verify_chain
 from blueprints.tests.factories import BlueprintFactory
-from portal.errors import ApplicationError
+from core.errors import ApplicationError
 from publishing.models import TrustRule
 from publishing.services import trust_grant, trust_revoke
-from security_center.models import AuditEvent
-from security_center.services import audit_verify_chain
 
 pytestmark = pytest.mark.django_db
 

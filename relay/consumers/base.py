@@ -18,7 +18,7 @@ how messages reach it:
   and dispatched in order; a layer handler that fails is logged and closes the socket
   (1011) instead of killing the consumer silently;
 * nothing runs `close_old_connections` per message: subclasses must reach the ORM only
-  through `relay.consumers.tunnel.db_async`, which manages connections itself.
+  through `db_async` below, which manages connections itself.
 """
 
 from __future__ import annotations
@@ -29,12 +29,31 @@ import functools
 import logging
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
+from django.db import close_old_connections
 
 logger = logging.getLogger(__name__)
+
+
+def db_async(func):
+    """Run an ORM function off the event loop, on a thread pool of its own.
+
+    Each call gets a usable connection and leaves none half-open: old connections are
+    closed before and after, as Django does around a request.
+    """
+
+    def call(*args, **kwargs):
+        close_old_connections()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(call, thread_sensitive=False)
 
 
 class LeanWebsocketConsumer(AsyncWebsocketConsumer):
@@ -84,8 +103,11 @@ class LeanWebsocketConsumer(AsyncWebsocketConsumer):
             except (asyncio.CancelledError, StopConsumer):
                 raise
             except Exception:
-                logger.exception("%s: channel-layer message %.50s failed",
-                                 type(self).__name__, message.get("type"))  # fmt: skip
+                logger.exception(
+                    "%s: channel-layer message %.50s failed",
+                    type(self).__name__,
+                    message.get("type"),
+                )
                 with contextlib.suppress(Exception):
                     await self.close(code=1011)
                 return

@@ -36,14 +36,11 @@ from typing import Any, Final
 from urllib.parse import parse_qs
 
 from agent import protocol as p
-from portal.errors import ApplicationError
-from relay.choices import TicketKind
-from relay.consumers.base import LeanWebsocketConsumer
-from relay.consumers.tunnel import db_async
-from relay.services import ticket_redeem
+from core.client_ip import scope_client_ip
+from core.errors import ApplicationError
+from relay.consumers.base import LeanWebsocketConsumer, db_async
 from relay.streams import StreamLike, TunnelUnavailable, open_stream
 from security_center.choices import ConnectionKind
-from security_center.client_ip import scope_client_ip
 from security_center.services import (
     TERMINATED_BY_ADMIN,
     connection_add_traffic,
@@ -51,6 +48,8 @@ from security_center.services import (
     connection_open,
     firewall_check,
 )
+from workspaces.choices import TicketKind
+from workspaces.services import ticket_redeem
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +106,13 @@ def _firewall(ip: str, email: str, environment_id: str):
 @db_async
 def _open_row(ticket, ip: str, channel_name: str) -> int:
     row = connection_open(
-        user=ticket.user, ip=ip, kind=ConnectionKind.SHELL, environment_id=ticket.environment_id,
-        cluster=ticket.cluster, channel_name=channel_name,
-    )  # fmt: skip
+        user=ticket.user,
+        ip=ip,
+        kind=ConnectionKind.SHELL,
+        environment_id=ticket.environment_id,
+        cluster=ticket.cluster,
+        channel_name=channel_name,
+    )
     return row.pk
 
 
@@ -267,8 +270,9 @@ class TerminalConsumer(LeanWebsocketConsumer):
             await self._tell({"type": "error", "code": refusal.reason, "detail": refusal.detail})
             await self._finish(refusal.close_code, refusal.reason)
             return
-        await self._tell({"type": "session", "session": hello["session"],
-                          "resumed": bool(hello.get("resumed"))})  # fmt: skip
+        await self._tell(
+            {"type": "session", "session": hello["session"], "resumed": bool(hello.get("resumed"))}
+        )
         self._spawn(self._pump_input(stream))
         await self._pump_output(stream, hello["parser"])
 
@@ -294,8 +298,9 @@ class TerminalConsumer(LeanWebsocketConsumer):
             )
         except ApplicationError as exc:
             if exc.status == 404:
-                raise _Refused(CLOSE_NOT_RUNNING, "workspace_not_found",
-                               "The workspace no longer exists.") from exc  # fmt: skip
+                raise _Refused(
+                    CLOSE_NOT_RUNNING, "workspace_not_found", "The workspace no longer exists."
+                ) from exc
             logger.warning("terminal for %s: agent unavailable: %s", ticket.environment_id, exc)
             raise _Refused(
                 CLOSE_AGENT_UNAVAILABLE, "agent_unavailable", "The workspace's agent is offline."
@@ -310,8 +315,11 @@ class TerminalConsumer(LeanWebsocketConsumer):
         try:
             first = await asyncio.wait_for(self._first_control(stream, parser), HELLO_TIMEOUT)
         except (TimeoutError, p.ProtocolError) as exc:
-            raise _Refused(CLOSE_AGENT_UNAVAILABLE, "agent_unavailable",
-                           "The workspace's agent did not answer.") from exc  # fmt: skip
+            raise _Refused(
+                CLOSE_AGENT_UNAVAILABLE,
+                "agent_unavailable",
+                "The workspace's agent did not answer.",
+            ) from exc
         if first.get("type") != "session" or not isinstance(first.get("session"), str):
             code, reason = _AGENT_ENDS.get(str(first.get("code")), (4500, "shell_refused"))
             raise _Refused(code, reason, str(first.get("detail", "The shell was refused.")))
@@ -350,16 +358,26 @@ class TerminalConsumer(LeanWebsocketConsumer):
             await self._finish(CLOSE_AGENT_UNAVAILABLE, "protocol_error")
             return
         if stream.close_code == p.CLOSE_SHELL_TAKEN_OVER:
-            await self._tell({"type": "error", "code": "taken_over",
-                              "detail": "This terminal was opened in another window."})  # fmt: skip
+            await self._tell(
+                {
+                    "type": "error",
+                    "code": "taken_over",
+                    "detail": "This terminal was opened in another window.",
+                }
+            )
             await self._finish(CLOSE_TAKEN_OVER, "taken_over")
         elif end is not None and end.get("type") == "exit":
             close_code, reason = _AGENT_ENDS.get(str(end.get("reason")), (1000, "shell_exited"))
             await self._tell({"type": "exit", "reason": end.get("reason"), "code": end.get("code")})
             await self._finish(close_code, reason)
         else:
-            await self._tell({"type": "error", "code": "agent_disconnected",
-                              "detail": "Lost the connection to the workspace."})  # fmt: skip
+            await self._tell(
+                {
+                    "type": "error",
+                    "code": "agent_disconnected",
+                    "detail": "Lost the connection to the workspace.",
+                }
+            )
             await self._finish(CLOSE_AGENT_UNAVAILABLE, "agent_disconnected")
 
     async def _pump_input(self, stream: StreamLike) -> None:
@@ -437,9 +455,11 @@ class TerminalConsumer(LeanWebsocketConsumer):
         # No task of ours outlives the session (nor the event loop, at shutdown).
         await asyncio.gather(*tasks, return_exceptions=True)
         await _close_row(
-            self._row, reason, self._bytes_in - self._flushed_in,
+            self._row,
+            reason,
+            self._bytes_in - self._flushed_in,
             self._bytes_out - self._flushed_out,
-        )  # fmt: skip
+        )
         stream, self._stream = self._stream, None
         if stream is not None:
             with contextlib.suppress(Exception):

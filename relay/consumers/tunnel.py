@@ -11,8 +11,7 @@ Promises:
   is refreshed at every heartbeat; a tunnel silent for 45 s is closed. On any end
   the channel is cleared (only if still ours) and every open stream is ended, so
   callers fail fast instead of hanging.
-* Agent `event` messages invalidate the discovery cache of the cluster and are
-  re-published to the `workspace-events` group for live browser updates.
+* Agent `event` messages invalidate the discovery cache of the cluster.
 * Nothing here waits on the database in the frame path: database writes run in
   background tasks on their own threads, so a busy ORM thread can never stall frames.
 """
@@ -25,78 +24,27 @@ import logging
 import time
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections
-from django.utils import timezone
-
 from agent import protocol as p
 from agent.multiplex import Multiplexer
-from relay.consumers.base import LeanWebsocketConsumer
-from relay.models import Cluster, hash_secret
+from clusters.models import Cluster
+from clusters.selectors import cluster_for_token
+from clusters.services import tunnel_claim, tunnel_hello, tunnel_release, tunnel_touch
+from relay.consumers.base import LeanWebsocketConsumer, db_async
 from relay.streams import LOCAL_TUNNELS, LocalTunnel, RelayPump
+from workspaces.selectors import discovery_invalidate
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_TIMEOUT = 45.0
 LAST_SEEN_EVERY = 10.0
-EVENTS_GROUP = "workspace-events"
 
 
-def db_async(func):
-    """Run an ORM function off the event loop, on a thread pool of its own."""
-
-    def call(*args, **kwargs):
-        close_old_connections()
-        try:
-            return func(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return sync_to_async(call, thread_sensitive=False)
-
-
-@db_async
-def _authenticate(raw_token: str) -> Cluster | None:
-    if not raw_token:
-        return None
-    return Cluster.objects.filter(token_hash=hash_secret(raw_token)).first()
-
-
-@db_async
-def _claim(cluster_id: int, channel_name: str) -> str:
-    """Record this consumer as the cluster's tunnel; return the channel it replaces."""
-    previous = Cluster.objects.filter(pk=cluster_id).values_list("tunnel_channel", flat=True)
-    previous_channel = previous.first() or ""
-    now = timezone.now()
-    Cluster.objects.filter(pk=cluster_id).update(
-        tunnel_channel=channel_name, connected_at=now, last_seen_at=now
-    )
-    return previous_channel
-
-
-@db_async
-def _record_hello(cluster_id: int, version: str, runtime: str) -> None:
-    Cluster.objects.filter(pk=cluster_id).update(
-        agent_version=version[:40], runtime=runtime[:20], last_seen_at=timezone.now()
-    )
-
-
-@db_async
-def _touch(cluster_id: int, channel_name: str) -> None:
-    Cluster.objects.filter(pk=cluster_id, tunnel_channel=channel_name).update(
-        last_seen_at=timezone.now()
-    )
-
-
-@db_async
-def _release(cluster_id: int, channel_name: str) -> None:
-    Cluster.objects.filter(pk=cluster_id, tunnel_channel=channel_name).update(tunnel_channel="")
-
-
-def _invalidate(cluster_id: int) -> None:
-    from workspaces.selectors import discovery_invalidate
-
-    discovery_invalidate(cluster_id)
+_authenticate = db_async(cluster_for_token)
+_claim = db_async(tunnel_claim)
+_record_hello = db_async(tunnel_hello)
+_touch = db_async(tunnel_touch)
+_release = db_async(tunnel_release)
+_invalidate = db_async(discovery_invalidate)
 
 
 class TunnelConsumer(LeanWebsocketConsumer):
@@ -118,7 +66,7 @@ class TunnelConsumer(LeanWebsocketConsumer):
             return
         self.cluster = cluster
         self.mux = Multiplexer(self._send_frame, role="portal")
-        previous = await _claim(cluster.pk, self.channel_name)
+        previous = await _claim(cluster_id=cluster.pk, channel_name=self.channel_name)
         await self.accept()
         # Registered only once accepted: an in-process caller never writes to a socket
         # that is still handshaking. Channel-layer callers wait for connect() to return.
@@ -130,7 +78,7 @@ class TunnelConsumer(LeanWebsocketConsumer):
             with contextlib.suppress(Exception):
                 await self.channel_layer.send(previous, {"type": "tunnel.replace"})
         self._spawn(self._watchdog())
-        self._spawn(sync_to_async(_invalidate, thread_sensitive=False)(cluster.pk))
+        self._spawn(_invalidate(cluster.pk))
         logger.info("agent of cluster %s connected", cluster.name)
 
     async def disconnect(self, code: int) -> None:
@@ -146,8 +94,8 @@ class TunnelConsumer(LeanWebsocketConsumer):
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await _release(cluster.pk, self.channel_name)
-        await sync_to_async(_invalidate, thread_sensitive=False)(cluster.pk)
+        await _release(cluster_id=cluster.pk, channel_name=self.channel_name)
+        await _invalidate(cluster.pk)
         logger.info("agent of cluster %s disconnected (code %s)", cluster.name, code)
         self.cluster = None
 
@@ -175,33 +123,17 @@ class TunnelConsumer(LeanWebsocketConsumer):
             now = time.monotonic()
             if now - self._last_touch >= LAST_SEEN_EVERY:
                 self._last_touch = now
-                self._spawn(_touch(cluster_id, self.channel_name))
+                self._spawn(_touch(cluster_id=cluster_id, channel_name=self.channel_name))
         elif kind == "hello":
             self._spawn(
                 _record_hello(
-                    cluster_id, str(message.get("version", "")), str(message.get("runtime", ""))
+                    cluster_id=cluster_id,
+                    version=str(message.get("version", "")),
+                    runtime=str(message.get("runtime", "")),
                 )
             )
         elif kind == "event":
-            self._spawn(sync_to_async(_invalidate, thread_sensitive=False)(cluster_id))
-            environment = message.get("environment")
-            if isinstance(environment, dict):
-                self._spawn(self._publish_event(message.get("event", ""), environment))
-
-    async def _publish_event(self, event: str, environment: dict[str, Any]) -> None:
-        with contextlib.suppress(Exception):
-            await self.channel_layer.group_send(
-                EVENTS_GROUP,
-                {
-                    "type": "workspace.event",
-                    "event": event,
-                    "cluster": self.cluster.name if self.cluster else "",
-                    "environment_id": environment.get("id", ""),
-                    "status": environment.get("status", ""),
-                    "phase": environment.get("phase"),
-                    "owner_email": (environment.get("metadata") or {}).get("RDE_OWNER_EMAIL", ""),
-                },
-            )
+            self._spawn(_invalidate(cluster_id))
 
     # --- channel-layer messages ----------------------------------------------------------
 

@@ -13,14 +13,15 @@ from asgiref.sync import sync_to_async
 from channels.testing import ApplicationCommunicator, WebsocketCommunicator
 
 from agent import protocol as p
-from portal.asgi import application
-from relay.choices import TicketKind
-from relay.links import preview_auth_url, preview_host
-from relay.services import cluster_create, ticket_issue
+from clusters.services import cluster_create
 from relay.streams import LOCAL_TUNNELS
+from relay.tests.asgi import application
 from security_center.choices import FirewallAction
 from security_center.models import ConnectionSession, FirewallEvent, FirewallRule
 from security_center.services import connection_terminate
+from workspaces.choices import TicketKind
+from workspaces.links import preview_auth_url, preview_host
+from workspaces.services import ticket_issue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -446,10 +447,15 @@ def test_end_idle_previews_command_ends_only_idle_preview_sessions(member):
 
 def _request_scope(cookie: str, path: str = "/events") -> dict:
     return {
-        "type": "http", "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": b"",
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
         "headers": [(b"host", _host()), (b"cookie", cookie.encode())],
-    }  # fmt: skip
+    }
 
 
 async def _closed_by_portal(agent: ScriptedAgent, stream_id: int) -> bool:

@@ -15,13 +15,14 @@ from agent import protocol as p
 from agent.multiplex import Multiplexer
 from agent.shell import ShellService
 from agent.tests.test_shell import FakeRuntime
-from portal.asgi import application
-from relay.choices import TicketKind
+from clusters.services import cluster_create
 from relay.consumers import terminal
-from relay.models import Ticket
-from relay.services import cluster_create, ticket_issue
+from relay.tests.asgi import application
 from security_center.models import ConnectionSession, FirewallEvent, FirewallRule
 from security_center.services import connection_terminate
+from workspaces.choices import TicketKind
+from workspaces.models import Ticket
+from workspaces.services import ticket_issue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -251,8 +252,9 @@ async def test_type_resize_and_close_through_a_real_shell(cluster_token, owner, 
         await browser.socket.send_to(bytes_data=b"echo hello-$((40+2)); stty size\n")
         await browser.until(b"hello-42")
         await browser.until(b"20 90")
-        await browser.socket.send_to(text_data=json.dumps({"type": "resize", "cols": 120,
-                                                           "rows": 40}))  # fmt: skip
+        await browser.socket.send_to(
+            text_data=json.dumps({"type": "resize", "cols": 120, "rows": 40})
+        )
         await browser.socket.send_to(bytes_data=b"stty size\n")
         await browser.until(b"40 120")
         await browser.socket.send_to(text_data=json.dumps({"type": "ping"}))

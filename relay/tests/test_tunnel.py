@@ -10,10 +10,10 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from agent import protocol as p
-from portal.asgi import application
-from relay.models import Cluster
-from relay.services import cluster_create
+from clusters.models import Cluster
+from clusters.services import cluster_create
 from relay.streams import LOCAL_TUNNELS, RemoteStream, open_stream
+from relay.tests.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

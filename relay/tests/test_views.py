@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from relay.models import Ticket
+from workspaces.models import Ticket
 from workspaces.tests.conftest import blueprint, cluster, control_plane, stranger  # noqa: F401
 from workspaces.tests.test_api import seed
 

@@ -1,4 +1,4 @@
-"""Routes of /api/v1/admin/{firewall-rules,trust-rules,connections,firewall-events,audit-events}."""
+"""Routes of /api/v1/admin/{firewall-rules,connections,firewall-events,audit-events}."""
 
 from rest_framework.routers import SimpleRouter
 
@@ -6,7 +6,6 @@ from security_center.api import views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("admin/firewall-rules", views.FirewallRuleViewSet, basename="admin-firewall-rule")
-router.register("admin/trust-rules", views.TrustRuleViewSet, basename="admin-trust-rule")
 router.register("admin/connections", views.ConnectionViewSet, basename="admin-connection")
 router.register(
     "admin/firewall-events", views.FirewallEventViewSet, basename="admin-firewall-event"

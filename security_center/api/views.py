@@ -1,34 +1,26 @@
-"""Admins: firewall rules, trust rules, and the read-only security records."""
+"""Admins: firewall rules, and the read-only records: connections, firewall events and
+the audit log."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, viewsets
+from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
-from portal.api.permissions import IsAdmin
-from portal.errors import ApplicationError
-from publishing import services as publishing_services
-from publishing.models import TrustRule
-from security_center import services
+from audit.models import AuditEvent
+from core.api.pagination import NewestFirstPagination
+from core.api.permissions import IsAdmin
+from core.client_ip import request_client_ip
+from core.errors import ApplicationError
+from security_center import selectors, services
 from security_center.api.serializers import (
     AuditEventSerializer,
     ConnectionSessionSerializer,
     FirewallEventSerializer,
     FirewallRuleSerializer,
-    TrustRuleSerializer,
 )
-from security_center.client_ip import request_client_ip
-from security_center.models import AuditEvent, ConnectionSession, FirewallEvent, FirewallRule
-
-
-class NewestFirstPagination(CursorPagination):
-    """100 records a page, newest first; stable while new records arrive."""
-
-    page_size = 100
-    ordering = "-pk"
+from security_center.models import FirewallEvent, FirewallRule
 
 
 class FirewallRuleViewSet(viewsets.ModelViewSet):
@@ -70,34 +62,6 @@ class FirewallRuleViewSet(viewsets.ModelViewSet):
         return self._set_enabled(request, False)
 
 
-class TrustRuleViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    viewsets.GenericViewSet,
-):
-    """Members trusted to publish from a blueprint without review; active and revoked."""
-
-    permission_classes = [IsAdmin]
-    serializer_class = TrustRuleSerializer
-    queryset = TrustRule.objects.select_related(
-        "user", "blueprint", "granted_by", "revoked_by"
-    ).order_by("-granted_at", "-pk")
-
-    def perform_create(self, serializer):
-        serializer.instance = publishing_services.trust_grant(
-            user=serializer.validated_data["user"],
-            blueprint=serializer.validated_data["blueprint"],
-            actor=self.request.user,
-        )
-
-    @extend_schema(request=None, responses=TrustRuleSerializer)
-    @action(detail=True, methods=["post"])
-    def revoke(self, request, pk=None):
-        rule = publishing_services.trust_revoke(rule=self.get_object(), actor=request.user)
-        return Response(self.get_serializer(rule).data)
-
-
 @extend_schema_view(
     list=extend_schema(
         parameters=[OpenApiParameter("active", bool, description="Only sessions still open.")]
@@ -111,13 +75,7 @@ class ConnectionViewSet(viewsets.ReadOnlyModelViewSet):
     pagination_class = NewestFirstPagination
 
     def get_queryset(self):
-        sessions = ConnectionSession.objects.select_related("cluster")
-        active = self.request.query_params.get("active", "").lower()
-        if active in {"true", "1", "yes"}:
-            sessions = sessions.filter(ended_at__isnull=True)
-        elif active in {"false", "0", "no"}:
-            sessions = sessions.filter(ended_at__isnull=False)
-        return sessions
+        return selectors.connection_search(active=self.request.query_params.get("active"))
 
     @extend_schema(request=None, responses=ConnectionSessionSerializer)
     @action(detail=True, methods=["post"])

@@ -34,20 +34,3 @@ class ConnectionSessionFactory(factory.django.DjangoModelFactory):
     ip = "198.51.100.4"
     kind = ConnectionKind.SHELL
     environment_id = factory.Sequence(lambda n: f"env-{n:012x}")
-
-
-class AuditEventFactory(factory.Factory):
-    """Audit entries go through the service so the chain stays valid."""
-
-    class Meta:
-        model = dict
-
-    action = "test.action"
-
-    @classmethod
-    def _create(cls, model_class, *args, **kwargs):
-        from security_center.services import audit_record
-
-        return audit_record(**kwargs)
-
-    _build = _create

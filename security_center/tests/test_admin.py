@@ -4,10 +4,11 @@ import pytest
 from django.urls import reverse
 
 from accounts.tests.factories import AdminFactory, UserFactory
-from portal.tests.test_admin import assert_refused, changeform_data, messages_of
-from security_center.models import AuditEvent, ConnectionSession, FirewallEvent, FirewallRule
+from audit.models import AuditEvent
+from audit.tests.factories import AuditEventFactory
+from core.tests.admin import assert_refused, changeform_data, messages_of
+from security_center.models import ConnectionSession, FirewallEvent, FirewallRule
 from security_center.tests.factories import (
-    AuditEventFactory,
     ConnectionSessionFactory,
     FirewallEventFactory,
     FirewallRuleFactory,

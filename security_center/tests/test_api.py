@@ -1,13 +1,10 @@
-"""API of the security centre: firewall rules, trust rules and the read-only records."""
+"""API of the security centre: firewall rules and the read-only records."""
 
 import pytest
 
-from accounts.tests.factories import UserFactory
-from blueprints.tests.factories import BlueprintFactory
-from publishing.models import TrustRule
-from publishing.tests.factories import TrustRuleFactory
-from security_center.models import AuditEvent, FirewallRule
-from security_center.services import audit_record
+from audit.models import AuditEvent
+from audit.services import audit_record
+from security_center.models import FirewallRule
 from security_center.tests.factories import (
     ConnectionSessionFactory,
     FirewallEventFactory,
@@ -23,9 +20,6 @@ ADMIN_ENDPOINTS = [
     ("patch", "/api/v1/admin/firewall-rules/{rule}"),
     ("delete", "/api/v1/admin/firewall-rules/{rule}"),
     ("post", "/api/v1/admin/firewall-rules/{rule}/disable"),
-    ("get", "/api/v1/admin/trust-rules"),
-    ("post", "/api/v1/admin/trust-rules"),
-    ("post", "/api/v1/admin/trust-rules/{trust}/revoke"),
     ("get", "/api/v1/admin/connections"),
     ("get", "/api/v1/admin/firewall-events"),
     ("get", "/api/v1/admin/audit-events"),
@@ -35,8 +29,7 @@ ADMIN_ENDPOINTS = [
 @pytest.mark.parametrize(("method", "url"), ADMIN_ENDPOINTS)
 def test_security_endpoints_need_an_admin(api_client, member, method, url):
     rule = FirewallRuleFactory(priority=10, cidr="10.0.0.0/8")
-    trust = TrustRuleFactory()
-    url = url.format(rule=rule.pk, trust=trust.pk)
+    url = url.format(rule=rule.pk)
 
     anonymous = getattr(api_client, method)(url, {"priority": 99}, format="json")
     api_client.force_authenticate(member)
@@ -49,7 +42,6 @@ def test_security_endpoints_need_an_admin(api_client, member, method, url):
     rule.refresh_from_db()
     assert (rule.priority, rule.enabled) == (10, True)
     assert FirewallRule.objects.count() == 1
-    assert TrustRule.objects.get(pk=trust.pk).revoked_at is None
 
 
 # --- firewall rules ------------------------------------------------------------------------
@@ -177,71 +169,6 @@ def test_firewall_rules_list_in_priority_order(api_client, admin_member):
     response = api_client.get("/api/v1/admin/firewall-rules")
 
     assert [r["priority"] for r in response.json()] == [10, 20]
-
-
-# --- trust rules ---------------------------------------------------------------------------
-
-
-def test_trust_rule_grant(api_client, admin_member):
-    UserFactory(email="ann@example.com")
-    BlueprintFactory(key="web")
-    api_client.force_authenticate(admin_member)
-
-    response = api_client.post(
-        "/api/v1/admin/trust-rules", {"user": "Ann@Example.com", "blueprint": "web"}, format="json"
-    )
-
-    assert response.status_code == 201
-    body = response.json()
-    assert (body["user"], body["blueprint"], body["is_active"]) == ("ann@example.com", "web", True)
-    assert body["granted_by"] == admin_member.email
-    assert AuditEvent.objects.filter(action="trust.grant").exists()
-
-
-def test_trust_rule_grant_twice(api_client, admin_member):
-    trust = TrustRuleFactory()
-    api_client.force_authenticate(admin_member)
-
-    response = api_client.post(
-        "/api/v1/admin/trust-rules",
-        {"user": trust.user.email, "blueprint": trust.blueprint.key},
-        format="json",
-    )
-
-    assert response.status_code == 409
-    assert response.json()["code"] == "already_trusted"
-    assert TrustRule.objects.count() == 1
-
-
-def test_trust_rule_grant_invalid(api_client, admin_member):
-    api_client.force_authenticate(admin_member)
-
-    response = api_client.post(
-        "/api/v1/admin/trust-rules", {"user": "ghost@example.com", "blueprint": "none"}, "json"
-    )
-
-    assert response.status_code == 400
-    assert response.json()["code"] == "invalid"
-    assert set(response.json()["errors"]) == {"user", "blueprint"}
-    assert not TrustRule.objects.exists()
-
-
-def test_trust_rule_revoke_and_list(api_client, admin_member):
-    revoked = TrustRuleFactory()
-    active = TrustRuleFactory()
-    api_client.force_authenticate(admin_member)
-
-    response = api_client.post(f"/api/v1/admin/trust-rules/{revoked.pk}/revoke")
-    listing = api_client.get("/api/v1/admin/trust-rules")
-
-    assert response.status_code == 200
-    assert response.json()["is_active"] is False
-    assert response.json()["revoked_by"] == admin_member.email
-    assert {(r["id"], r["is_active"]) for r in listing.json()} == {
-        (revoked.pk, False),
-        (active.pk, True),
-    }
-    assert AuditEvent.objects.filter(action="trust.revoke").exists()
 
 
 # --- read-only records ---------------------------------------------------------------------

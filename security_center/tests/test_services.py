@@ -5,26 +5,25 @@ import itertools
 import threading
 
 import pytest
+from audit.tests.factories import AuditEventFactory
 from django.core.management import CommandError, call_command
 from django.db import connections
 
+from audit.models import AuditEvent
+from audit.services import GENESIS_HASH, audit_record, audit_verify_chain, entry_hash
 from security_center.choices import ConnectionKind
-from security_center.models import AuditEvent, ConnectionSession, FirewallEvent, FirewallRule
+from security_center.models import ConnectionSession, FirewallEvent, FirewallRule
 from security_center.services import (
-    GENESIS_HASH,
-    audit_record,
-    audit_verify_chain,
     connection_add_traffic,
     connection_close,
     connection_open,
-    entry_hash,
     firewall_check,
     firewall_evaluate,
     firewall_rule_delete,
     firewall_rule_save,
     firewall_rule_set_enabled,
 )
-from security_center.tests.factories import AuditEventFactory, FirewallRuleFactory
+from security_center.tests.factories import FirewallRuleFactory
 
 # --- audit chain ---------------------------------------------------------------------------
 

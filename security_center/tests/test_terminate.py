@@ -6,8 +6,9 @@ import pytest
 from django.urls import reverse
 
 from accounts.tests.factories import AdminFactory
-from portal.tests.test_admin import messages_of
-from security_center.models import AuditEvent, ConnectionSession
+from audit.models import AuditEvent
+from core.tests.admin import messages_of
+from security_center.models import ConnectionSession
 from security_center.services import connection_terminate
 from security_center.tests.factories import ConnectionSessionFactory
 
@@ -27,8 +28,11 @@ def test_terminate_closes_audits_and_notifies_after_commit(django_capture_on_com
     assert session.bytes_out == 10
     entry = AuditEvent.objects.get(action="connection.terminate")
     assert entry.actor_email == admin.email and entry.target_id == str(session.pk)
-    assert entry.details == {"kind": "shell", "email": session.email,
-                             "environment_id": session.environment_id}  # fmt: skip
+    assert entry.details == {
+        "kind": "shell",
+        "email": session.email,
+        "environment_id": session.environment_id,
+    }
 
 
 def test_terminating_an_ended_session_changes_nothing(django_capture_on_commit_callbacks):

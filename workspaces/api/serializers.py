@@ -69,3 +69,15 @@ class TicketSerializer(serializers.Serializer):
 
 class PreviewTicketRequestSerializer(serializers.Serializer):
     port = serializers.IntegerField(min_value=1, max_value=65535)
+
+
+class MeSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    full_name = serializers.CharField()
+    role = serializers.CharField()
+    status = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    running_workspaces = serializers.IntegerField(
+        allow_null=True, help_text="Null while the cluster cannot be asked."
+    )
+    workspace_limit = serializers.IntegerField()

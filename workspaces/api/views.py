@@ -8,13 +8,15 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from portal.api.permissions import IsAdmin
-from relay import links
-from security_center.client_ip import request_client_ip
-from workspaces import services
+from accounts.selectors import user_tags_for
+from core.api.permissions import IsAdmin
+from core.client_ip import request_client_ip
+from core.models import OrganizationSettings
+from workspaces import links, services
 from workspaces.api.serializers import (
     LaunchSerializer,
     LogsSerializer,
+    MeSerializer,
     PreviewTicketRequestSerializer,
     RenameSerializer,
     TagsSerializer,
@@ -22,7 +24,14 @@ from workspaces.api.serializers import (
     WorkspaceListSerializer,
     WorkspaceSerializer,
 )
-from workspaces.selectors import discover, workspace_any, workspace_for, workspaces_for
+from workspaces.controlplane import ClusterUnavailable
+from workspaces.selectors import (
+    discover,
+    running_workspace_count,
+    workspace_any,
+    workspace_for,
+    workspaces_for,
+)
 
 WORKSPACE_ID = r"[A-Za-z0-9_.-]{1,100}"
 
@@ -38,6 +47,32 @@ def _listing(discovery, request: Request | None = None) -> dict:
         "results": WorkspaceSerializer(workspaces, many=True).data,
         "unreachable_clusters": discovery.unreachable,
     }
+
+
+def _running_workspace_count(user) -> int | None:
+    """The member's running workspaces, or None when the data plane cannot tell."""
+    try:
+        return running_workspace_count(user)
+    except ClusterUnavailable:
+        return None
+
+
+class MeViewSet(viewsets.ViewSet):
+    """The signed-in member: who they are, their tags, how many workspaces run."""
+
+    @extend_schema(responses=MeSerializer)
+    def retrieve(self, request):
+        user = request.user
+        data = {
+            "email": user.email,
+            "full_name": user.full_name,
+            "role": user.role,
+            "status": user.status,
+            "tags": list(user_tags_for(user).values_list("name", flat=True)),
+            "running_workspaces": _running_workspace_count(user),
+            "workspace_limit": OrganizationSettings.load().max_running_workspaces_per_user,
+        }
+        return Response(MeSerializer(data).data)
 
 
 class _LifecycleViewSet(viewsets.ViewSet):
@@ -174,9 +209,12 @@ class WorkspaceViewSet(_LifecycleViewSet):
         port = data.validated_data["port"]
         workspace, cluster = self._resolve(request, pk)
         ticket, raw = services.workspace_preview_ticket(
-            user=request.user, workspace=workspace, cluster=cluster, port=port,
+            user=request.user,
+            workspace=workspace,
+            cluster=cluster,
+            port=port,
             ip=request_client_ip(request),
-        )  # fmt: skip
+        )
         url = links.preview_auth_url(workspace.id, port, raw)
         body = {"ticket": raw, "expires_at": ticket.expires_at, "url": url}
         return Response(TicketSerializer(body).data, status=status.HTTP_201_CREATED)

@@ -1,7 +1,8 @@
 """`AgentControlPlane`: the control plane as RPCs over each cluster's agent tunnel.
 
-Each call opens an `rpc` stream (in-process when this portal process holds the tunnel,
-through the channel layer otherwise), sends the request and reads the response until
+Each call opens an `rpc` stream through the transport the relay registered
+(`workspaces.controlplane.transport`: in-process when this portal process holds the
+tunnel, through the channel layer otherwise), sends the request and reads the response until
 the agent closes the stream. A call that cannot reach the agent, or gets no answer
 within `AGENT_RPC_TIMEOUT` seconds, raises `ClusterUnavailable` — it never hangs.
 """
@@ -16,9 +17,8 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from agent import protocol as p
-from portal.errors import ApplicationError
-from relay.models import Cluster
-from relay.streams import TunnelUnavailable, open_stream
+from clusters.models import Cluster
+from core.errors import ApplicationError
 from workspaces.controlplane.base import (
     ClusterUnavailable,
     ControlPlane,
@@ -26,6 +26,7 @@ from workspaces.controlplane.base import (
     EnvironmentNotFound,
     ListResult,
 )
+from workspaces.controlplane.transport import TunnelUnavailable, open_stream
 
 logger = logging.getLogger(__name__)
 

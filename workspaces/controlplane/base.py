@@ -19,7 +19,7 @@ from typing import Any
 
 from django.utils.module_loading import import_string
 
-from portal.errors import ApplicationError, NotFound
+from core.errors import ApplicationError, NotFound
 
 
 class ClusterUnavailable(ApplicationError):

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.tests.factories import UserFactory
-from security_center.models import AuditEvent
+from audit.models import AuditEvent
 from workspaces.services import workspace_launch
 
 pytestmark = pytest.mark.django_db

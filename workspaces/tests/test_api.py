@@ -5,20 +5,20 @@ import re
 from types import SimpleNamespace
 
 import pytest
+from clusters.tests.factories import ClusterFactory
 from django.utils import timezone
 
 from accounts.models import UserTag
 from accounts.tests.factories import UserTagFactory
+from audit.choices import AuditOutcome
+from audit.models import AuditEvent
 from blueprints.choices import AccessRuleKind, AIProviderKind, BlueprintState
 from blueprints.tests.factories import AccessRuleFactory, AIProviderFactory, BlueprintFactory
-from portal import ratelimit
-from portal.models import OrganizationSettings
-from relay.choices import TicketKind
-from relay.models import Ticket, hash_secret
-from relay.tests.factories import ClusterFactory
-from security_center.choices import AuditOutcome
-from security_center.models import AuditEvent
-from workspaces.models import WorkspaceTagAssignment
+from core import ratelimit
+from core.crypto import hash_secret
+from core.models import OrganizationSettings
+from workspaces.choices import TicketKind
+from workspaces.models import Ticket, WorkspaceTagAssignment
 from workspaces.selectors import BLUEPRINT_ID_TAG, BLUEPRINT_TAG, NAME_TAG, OWNER_TAG
 from workspaces.tests.factories import WorkspaceTagAssignmentFactory
 

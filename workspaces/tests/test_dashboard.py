@@ -3,9 +3,9 @@
 import pytest
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from blueprints.choices import BlueprintState
 from blueprints.tests.factories import AccessRuleFactory, BlueprintFactory
-from security_center.models import AuditEvent
 from workspaces.services import workspace_launch
 
 pytestmark = pytest.mark.django_db

@@ -1,9 +1,9 @@
 """Discovery: workspaces read from the data plane, cached briefly, scoped by owner."""
 
 import pytest
+from clusters.tests.factories import ClusterFactory
 from django.utils import timezone
 
-from relay.tests.factories import ClusterFactory
 from workspaces.controlplane import EnvironmentNotFound
 from workspaces.selectors import (
     BLUEPRINT_ID_TAG,

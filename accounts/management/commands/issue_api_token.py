@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import User, normalize_email
 from accounts.services import api_token_issue
-from portal.errors import ApplicationError
+from core.errors import ApplicationError
 
 
 class Command(BaseCommand):

@@ -10,8 +10,8 @@ from django.db import transaction
 
 from blueprints.choices import BlueprintState
 from blueprints.models import Blueprint
-from relay.models import Cluster
-from relay.services import cluster_create, cluster_rotate_token
+from clusters.models import Cluster
+from clusters.services import cluster_create, cluster_rotate_token
 
 DEMO_SETUP = r"""cat > index.html <<'HTML'
 <!doctype html>

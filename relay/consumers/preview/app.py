@@ -26,7 +26,8 @@ from urllib.parse import parse_qs, quote
 
 from django.conf import settings
 
-from relay.choices import TicketKind
+from core.client_ip import scope_client_ip
+from relay.consumers.base import db_async
 from relay.consumers.preview import proxy
 from relay.consumers.preview.pages import error_page, frame_policy
 from relay.consumers.preview.sessions import (
@@ -36,10 +37,9 @@ from relay.consumers.preview.sessions import (
     open_session_row,
     registry,
 )
-from relay.consumers.tunnel import db_async
-from relay.links import PREVIEW_AUTH_PATH
-from relay.services import ticket_redeem
-from security_center.client_ip import scope_client_ip
+from workspaces.choices import TicketKind
+from workspaces.links import PREVIEW_AUTH_PATH
+from workspaces.services import ticket_redeem
 
 _LABEL = re.compile(r"^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)-([1-9][0-9]{0,4})$")
 _UNSAFE_NEXT = re.compile(r"[\x00-\x20\\]")

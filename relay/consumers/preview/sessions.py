@@ -38,7 +38,7 @@ from django.conf import settings
 from django.core import signing
 from django.utils import timezone
 
-from relay.consumers.tunnel import db_async
+from relay.consumers.base import db_async
 from security_center.choices import ConnectionKind
 from security_center.models import ConnectionSession, FirewallRule
 from security_center.services import (

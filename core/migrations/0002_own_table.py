@@ -1,0 +1,7 @@
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("core", "0001_initial"), ("portal", "0002_hand_over_to_core")]
+
+    operations = [migrations.AlterModelTable(name="organizationsettings", table=None)]
