@@ -18,7 +18,6 @@ from tests import preview_app
 from tests.harness import (
     Portal,
     PreviewClient,
-    UvicornPortal,
     create_blueprint,
     setup_script_writing,
     wait_until,
@@ -32,10 +31,7 @@ APP_SOURCE = Path(preview_app.__file__).read_text()
 @pytest.fixture(params=["daphne", "uvicorn"])
 def portal(request, tmp_path):
     """The portal under daphne, then under uvicorn (the production default)."""
-    if request.param == "uvicorn":
-        server: Portal = UvicornPortal(var_dir=tmp_path / "portal")
-    else:
-        server = Portal(var_dir=tmp_path / "portal")
+    server = Portal(var_dir=tmp_path / "portal", server=request.param)
     server.prepare()
     server.start()
     yield server
@@ -123,11 +119,10 @@ def test_the_app_never_sees_portal_credentials(portal, admin_api, workspace):
     headers = {name.lower(): value for name, value in seen}
     assert headers["cookie"] == "app_cookie=yes"
     assert "authorization" not in headers
-    # The portal sets X-Forwarded-For to the client it resolved, never the browser's chain.
-    # (uvicorn, unlike daphne, believes X-Forwarded-For from loopback peers by default:
-    # `--forwarded-allow-ips`; production must align it with TRUSTED_PROXIES.)
-    resolved = "6.6.6.6" if portal.server == "uvicorn" else "127.0.0.1"
-    assert headers["x-forwarded-for"] == resolved
+    # The portal sets X-Forwarded-For to the client it resolved, never the browser's chain:
+    # neither server believes the header (the launcher runs uvicorn without proxy headers;
+    # only TRUSTED_PROXIES makes the portal read it).
+    assert headers["x-forwarded-for"] == "127.0.0.1"
     assert headers["x-forwarded-proto"] == "http"
     assert headers["host"] == headers["x-forwarded-host"] == client.host
 

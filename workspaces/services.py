@@ -18,10 +18,10 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import UserTag, normalize_email
+from accounts.models import User, UserTag, normalize_email
 from audit.choices import AuditOutcome
 from audit.services import audit_record
-from blueprints.choices import AIProviderKind
+from blueprints.choices import AIProviderKind, TabKind
 from blueprints.models import Blueprint
 from blueprints.selectors import blueprint_for_launch
 from clusters.models import Cluster
@@ -30,7 +30,7 @@ from core.crypto import hash_secret
 from core.errors import ApplicationError, RateLimited
 from core.models import OrganizationSettings
 from workspaces.choices import TicketKind
-from workspaces.controlplane import ClusterUnavailable, get_control_plane
+from workspaces.controlplane import ClusterUnavailable, EnvironmentNotFound, get_control_plane
 from workspaces.models import Ticket, WorkspaceTagAssignment
 from workspaces.selectors import (
     ACTIVE_STATUSES,
@@ -476,3 +476,32 @@ def tickets_purge(*, older_than: timedelta = timedelta(days=1)) -> int:
     """Delete tickets that expired more than `older_than` ago; returns how many."""
     deleted, _ = Ticket.objects.filter(expires_at__lt=timezone.now() - older_than).delete()
     return deleted
+
+
+def workspace_tab_command(
+    *, user: User, cluster: Cluster, workspace_id: str, tab: int
+) -> str | None:
+    """What layout tab `tab` of a workspace runs: None for a plain shell.
+
+    The workspace is read fresh through the control plane; only its owner (or an admin)
+    gets an answer, anyone else 404 `not_found`. Its blueprint's layout decides, tab 0
+    included; a tab the layout does not have answers 400 `tab_invalid`, and a workspace
+    whose blueprint is gone still opens a plain shell in tab 0. An unreachable cluster
+    answers 503 `cluster_unavailable`.
+    """
+    environment = get_control_plane().get(cluster, workspace_id)
+    owner = normalize_email(environment.metadata.get(OWNER_TAG, ""))
+    if owner != normalize_email(user.email) and not user.is_admin:
+        raise EnvironmentNotFound()
+    blueprint = _blueprint_of(Workspace(environment))
+    tabs = blueprint.layout_tabs if blueprint is not None else []
+    if blueprint is None and tab == 0:
+        return None
+    if not 0 <= tab < len(tabs):
+        raise ApplicationError("This workspace has no such tab.", code="tab_invalid")
+    kind = tabs[tab].get("kind")
+    if kind == TabKind.COMMAND:
+        return tabs[tab]["command"]
+    if kind == TabKind.AI:
+        return blueprint.ai_tool_command or None
+    return None

@@ -49,7 +49,7 @@ from security_center.services import (
     firewall_check,
 )
 from workspaces.choices import TicketKind
-from workspaces.services import ticket_redeem
+from workspaces.services import ticket_redeem, workspace_tab_command
 
 logger = logging.getLogger(__name__)
 
@@ -130,27 +130,15 @@ def _add_traffic(row_id: int, bytes_in: int, bytes_out: int) -> None:
 
 
 @db_async
-def _tab_command(cluster, environment_id: str, tab: int) -> str | None:
-    """The command of layout tab `tab` of the workspace's blueprint (None: a plain shell)."""
-    from asgiref.sync import async_to_sync
-
-    from blueprints.choices import TabKind
-    from blueprints.models import Blueprint
-    from workspaces.controlplane.agent import rpc
-    from workspaces.selectors import BLUEPRINT_TAG
-
-    environment = async_to_sync(rpc)(cluster, "environments.get", {"id": environment_id}, 10.0)
-    key = (environment.get("metadata") or {}).get(BLUEPRINT_TAG, "")
-    blueprint = Blueprint.objects.filter(key=key).first()
-    tabs = blueprint.layout_tabs if blueprint is not None else []
-    if not 0 <= tab < len(tabs):
-        raise _Refused(CLOSE_TAB_INVALID, "tab_invalid", "This workspace has no such tab.")
-    kind = tabs[tab].get("kind")
-    if kind == TabKind.COMMAND:
-        return tabs[tab]["command"]
-    if kind == TabKind.AI:
-        return blueprint.ai_tool_command or None
-    return None
+def _tab_command(ticket, tab: int) -> str | None:
+    try:
+        return workspace_tab_command(
+            user=ticket.user, cluster=ticket.cluster, workspace_id=ticket.environment_id, tab=tab
+        )
+    except ApplicationError as exc:
+        if exc.code == "tab_invalid":
+            raise _Refused(CLOSE_TAB_INVALID, "tab_invalid", exc.detail) from exc
+        raise
 
 
 def _int_param(params: dict[str, list[str]], name: str, default: int, high: int) -> int:
@@ -224,11 +212,7 @@ class TerminalConsumer(LeanWebsocketConsumer):
                 # (the usual case — one keystroke).
                 await self._write_input(self._input_stream, p.SHELL_DATA, bytes_data)
                 return
-            self._backlog += len(bytes_data)
-            if self._backlog > INPUT_BACKLOG:
-                await self._finish(CLOSE_TOO_BIG, "input_overflow")
-                return
-            self._input.put_nowait((p.SHELL_DATA, bytes_data))
+            await self._enqueue(p.SHELL_DATA, bytes_data)
             return
         try:
             message = json.loads(text_data or "")
@@ -248,7 +232,7 @@ class TerminalConsumer(LeanWebsocketConsumer):
             except p.ProtocolError:
                 return
             resize = {"type": "resize", "cols": cols, "rows": rows}
-            self._input.put_nowait((p.SHELL_CONTROL, p.shell_control_record(resize)))
+            await self._enqueue(p.SHELL_CONTROL, p.shell_control_record(resize))
         elif kind == "ping":
             await self.send(text_data='{"type":"pong"}')
 
@@ -282,8 +266,8 @@ class TerminalConsumer(LeanWebsocketConsumer):
         tab = _int_param(params, "tab", 0, 100)
         command = None
         try:
-            if tab and not session:
-                command = await _tab_command(cluster, ticket.environment_id, tab)
+            if not session:
+                command = await _tab_command(ticket, tab)
             request = p.shell_open_request(
                 ticket.environment_id,
                 session=session[:100] if session else None,
@@ -380,13 +364,21 @@ class TerminalConsumer(LeanWebsocketConsumer):
             )
             await self._finish(CLOSE_AGENT_UNAVAILABLE, "agent_disconnected")
 
+    async def _enqueue(self, kind: int, item: bytes) -> None:
+        """Queue input for `_pump_input`; keystrokes and control records (resizes) alike
+        count toward the bound, so no kind of message can grow the queue without limit."""
+        self._backlog += len(item)
+        if self._backlog > INPUT_BACKLOG:
+            await self._finish(CLOSE_TOO_BIG, "input_overflow")
+            return
+        self._input.put_nowait((kind, item))
+
     async def _pump_input(self, stream: StreamLike) -> None:
         """Browser → agent, in order: what `receive` could not write at once."""
         self._input_stream = stream
         while True:
             kind, item = await self._input.get()
-            if kind == p.SHELL_DATA:
-                self._backlog -= len(item)
+            self._backlog -= len(item)
             if not await self._write_input(stream, kind, item):
                 self._input_stream = None
                 return

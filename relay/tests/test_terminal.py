@@ -14,6 +14,7 @@ from accounts.tests.factories import AdminFactory, UserFactory
 from agent import protocol as p
 from agent.multiplex import Multiplexer
 from agent.shell import ShellService
+from agent.rpc import RpcDispatcher
 from agent.tests.test_shell import FakeRuntime
 from clusters.services import cluster_create
 from relay.consumers import terminal
@@ -68,6 +69,13 @@ async def _wait_for(predicate, timeout: float = 10.0):
     raise AssertionError("condition not reached")
 
 
+class OwnedRuntime(FakeRuntime):
+    """The shell test runtime, its environment tagged as owned by the `owner` member."""
+
+    async def get(self, env_id):
+        return {**await super().get(env_id), "metadata": {p.OWNER_TAG: "owner@example.com"}}
+
+
 @contextlib.asynccontextmanager
 async def agent_with_shells(token: str, home):
     """A tunnel to the portal served by an in-test agent multiplexer with real PTYs."""
@@ -79,8 +87,10 @@ async def agent_with_shells(token: str, home):
     async def to_portal(data: bytes) -> None:
         await tunnel.send_to(bytes_data=data)
 
-    shells = ShellService(FakeRuntime(home), check_interval=0.05)
-    mux = Multiplexer(to_portal, {"shell": shells.handle_stream})
+    runtime = OwnedRuntime(home)
+    shells = ShellService(runtime, check_interval=0.05)
+    rpc = RpcDispatcher(runtime, agent_info=dict)
+    mux = Multiplexer(to_portal, {"shell": shells.handle_stream, "rpc": rpc.handle_stream})
 
     async def pump() -> None:
         while True:

@@ -139,3 +139,59 @@ def test_blueprint_spec_merges_env_and_keeps_secrets_apart(shop):
     }
     assert secret == {"ANTHROPIC_API_KEY": ANTHROPIC_KEY}
     assert ANTHROPIC_KEY not in json.dumps(spec)
+
+
+# --- what a terminal tab runs ----------------------------------------------------------------
+
+
+def _tabbed(blueprint):
+    blueprint.layout_tabs = [
+        {"kind": "command", "title": "Dev server", "command": "npm run dev"},
+        {"kind": "terminal", "title": "Terminal"},
+        {"kind": "ai", "title": "AI"},
+    ]
+    blueprint.ai_tool_command = "claude"
+    blueprint.save()
+    return blueprint
+
+
+def test_tab_command_follows_the_layout_tab_0_included(control_plane, blueprint, member):
+    from workspaces.services import workspace_tab_command
+    from workspaces.tests.test_api import seed
+
+    env = seed(control_plane, _tabbed(blueprint), member.email)
+    commands = [
+        workspace_tab_command(user=member, cluster=blueprint.cluster, workspace_id=env.id, tab=t)
+        for t in range(3)
+    ]
+    assert commands == ["npm run dev", None, "claude"]
+
+
+def test_tab_command_refuses_a_tab_the_layout_lacks(control_plane, blueprint, member):
+    from core.errors import ApplicationError
+    from workspaces.services import workspace_tab_command
+    from workspaces.tests.test_api import seed
+
+    env = seed(control_plane, blueprint, member.email)
+    with pytest.raises(ApplicationError) as refused:
+        workspace_tab_command(user=member, cluster=blueprint.cluster, workspace_id=env.id, tab=1)
+    assert refused.value.code == "tab_invalid"
+
+
+def test_tab_command_of_someone_elses_workspace_is_not_found(
+    control_plane, blueprint, member, stranger, admin_member
+):
+    from workspaces.controlplane import EnvironmentNotFound
+    from workspaces.services import workspace_tab_command
+    from workspaces.tests.test_api import seed
+
+    env = seed(control_plane, _tabbed(blueprint), stranger.email)
+    with pytest.raises(EnvironmentNotFound):
+        workspace_tab_command(user=member, cluster=blueprint.cluster, workspace_id=env.id, tab=0)
+    # an admin may open any workspace's tabs
+    assert (
+        workspace_tab_command(
+            user=admin_member, cluster=blueprint.cluster, workspace_id=env.id, tab=0
+        )
+        == "npm run dev"
+    )
