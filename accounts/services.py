@@ -14,7 +14,7 @@ from audit.services import audit_record
 from core.errors import ApplicationError
 
 
-def member_invite(*, email: str, role: str = Role.USER, actor) -> User:
+def member_invite(*, email: str, role: str = Role.USER, actor: User | None) -> User:
     """Invite a member: a `pending` account without a password, until they first sign in."""
     email = normalize_email(email)
     if User.objects.filter(email=email).exists():
@@ -37,7 +37,7 @@ def member_invite(*, email: str, role: str = Role.USER, actor) -> User:
     return user
 
 
-def member_set_role(*, user: User, role: str, actor) -> User:
+def member_set_role(*, user: User, role: str, actor: User | None) -> User:
     """Promote to `admin` or demote to `user` (audited).
 
     The last active admin cannot be demoted: the console would have no way back in.
@@ -68,7 +68,7 @@ def member_set_role(*, user: User, role: str, actor) -> User:
     return user
 
 
-def member_set_active(*, user: User, active: bool, actor) -> User:
+def member_set_active(*, user: User, active: bool, actor: User | None) -> User:
     """Suspend or reactivate a member; a suspended member's tokens and sessions stop working."""
     with transaction.atomic():
         if not active and user.role == Role.ADMIN:
@@ -97,7 +97,7 @@ def member_mark_active(*, user: User) -> None:
 
 
 def api_token_issue(
-    *, user: User, name: str, days: int | None = None, actor=None
+    *, user: User, name: str, days: int | None = None, actor: User | None = None
 ) -> tuple[ApiToken, str]:
     """Create a personal API token; return it with the raw value, which is never shown again."""
     days = settings.API_TOKEN_DEFAULT_DAYS if days is None else days
@@ -124,7 +124,7 @@ def api_token_issue(
     return token, raw
 
 
-def api_token_revoke(*, token: ApiToken, actor) -> ApiToken:
+def api_token_revoke(*, token: ApiToken, actor: User | None) -> ApiToken:
     """Revoke a token at once (audited)."""
     with transaction.atomic():
         ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
@@ -152,7 +152,7 @@ def user_tag_create(*, user: User, name: str, color: str = "") -> UserTag:
 def member_update(
     *,
     user: User,
-    actor,
+    actor: User | None,
     role: str | None = None,
     is_active: bool | None = None,
     full_name: str | None = None,
@@ -180,6 +180,16 @@ def member_update(
         if is_active is not None and is_active != user.is_active:
             member_set_active(user=user, active=is_active, actor=actor)
     return user
+
+
+def user_tags_ensure(*, user: User, names: list[str]) -> list[UserTag]:
+    """`user`'s tags of these `names`, creating (validated) the ones that do not exist yet."""
+    tags = []
+    with transaction.atomic():
+        for name in names:
+            tag = UserTag.objects.filter(user=user, name=name.strip().lower()).first()
+            tags.append(tag or user_tag_create(user=user, name=name))
+    return tags
 
 
 def user_tag_delete(*, tag: UserTag) -> None:

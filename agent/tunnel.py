@@ -31,7 +31,7 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 
 from agent import __version__, protocol
 from agent.forward import Forwarder
-from agent.multiplex import Multiplexer, Stream, StreamHandler
+from agent.multiplex import Multiplexer, StreamHandler
 from agent.rpc import RpcDispatcher
 from agent.runtimes.base import Runtime
 from agent.shell import ShellService
@@ -131,7 +131,7 @@ class Tunnel:
 
     def info(self) -> dict[str, Any]:
         """What ``agent.info`` answers and ``hello`` announces."""
-        kinds = [k for k, h in self.handlers.items() if h != self._refuse]
+        kinds = list(self.handlers)
         return {
             "version": __version__,
             "runtime": self.runtime.name,
@@ -249,10 +249,6 @@ class Tunnel:
         kind = message["type"]
         if kind == "ping":
             await ws.send(protocol.encode_message(protocol.pong_message(message.get("ts"))))
-        elif kind == "error":
-            logger.error(
-                "portal error %.100s: %.500s", message.get("code"), message.get("detail", "")
-            )
         elif kind != "pong":
             logger.debug("ignoring message of type %.50s", kind)
 
@@ -283,9 +279,3 @@ class Tunnel:
     def _drain_events(self) -> None:
         while not self._events.empty():
             self._events.get_nowait()
-
-    async def _refuse(self, stream: Stream, request: dict[str, Any]) -> None:
-        logger.info(
-            "refusing %s stream %d: not supported by this agent yet", stream.kind, stream.id
-        )
-        await stream.close(protocol.CLOSE_REFUSED, f"{stream.kind} streams are not supported yet")

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -78,7 +79,7 @@ def entry_hash(event: AuditEvent) -> str:
 def audit_record(
     *,
     action: str,
-    actor=None,
+    actor: AbstractBaseUser | None = None,
     target_type: str = "",
     target_id: str | int = "",
     ip: str | None = None,

@@ -66,6 +66,16 @@ class BlueprintAdmin(ServiceAdmin):
     list_select_related = ["cluster"]
     autocomplete_fields = ["cluster"]
     readonly_fields = ["created_at", "updated_at"]
+    not_applied = {
+        "image": "only a Kubernetes runtime uses it; the local runtime runs the start "
+        "command on the agent's host.",
+        "cpu": "the local runtime enforces no CPU limit.",
+        "memory": "the local runtime enforces no memory limit.",
+        "storage": "the local runtime enforces no storage limit.",
+        "layout_locked": "no page lets builders rearrange tabs yet.",
+        "preview_enabled": "the preview page does not read it.",
+        "path_bar_enabled": "the preview page does not read it.",
+    }
     fieldsets = [
         ("Catalog", {"fields": ["key", "name", "description", "icon", "category", "state"]}),
         (
@@ -100,6 +110,11 @@ class BlueprintAdmin(ServiceAdmin):
     ]
     inlines = [AccessRuleInline, AIProviderInline]
     actions = ["enable", "disable", "set_testing"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Workspaces carry the key (BLUEPRINT_KEY): it is fixed once the blueprint exists.
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "key"] if obj is not None else fields
 
     def save_model(self, request, obj, form, change) -> None:
         blueprint_save(blueprint=obj, actor=request.user, changed=form.changed_data)

@@ -168,6 +168,13 @@ class Blueprint(models.Model):
 
     def clean(self) -> None:
         super().clean()
+        if self.pk is not None:
+            stored = Blueprint.objects.filter(pk=self.pk).values_list("key", flat=True).first()
+            if stored is not None and stored != self.key:
+                # Workspaces carry the key (BLUEPRINT_KEY): renaming it would orphan them.
+                raise ValidationError(
+                    {"key": "The key of an existing blueprint cannot change."}, code="key_fixed"
+                )
         tabs = self.layout_tabs if isinstance(self.layout_tabs, list) else []
         has_ai_tab = any(t.get("kind") == TabKind.AI for t in tabs if isinstance(t, dict))
         if has_ai_tab and not self.ai_tool_command.strip():

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from accounts.models import User
 from audit.services import audit_record
 from blueprints.choices import BlueprintState
 from blueprints.models import AIProvider, Blueprint, BlueprintAccessRule
 
 
-def blueprint_set_state(*, blueprint: Blueprint, state: str, actor) -> Blueprint:
+def blueprint_set_state(*, blueprint: Blueprint, state: str, actor: User | None) -> Blueprint:
     """Move a blueprint to `testing`, `enabled` or `disabled` (audited).
 
     Disabling hides it from the catalog and stops new launches; running workspaces
@@ -35,8 +36,8 @@ def blueprint_set_state(*, blueprint: Blueprint, state: str, actor) -> Blueprint
     return blueprint
 
 
-def blueprint_save(*, blueprint: Blueprint, actor, changed: list[str] | None = None) -> Blueprint:
-    """Create or update a blueprint after full validation (audited; no secrets logged)."""
+def _blueprint_row_save(*, blueprint: Blueprint, actor: User | None, changed: list[str]) -> None:
+    """Save the blueprint row itself after full validation (audited; no secrets logged)."""
     creating = blueprint.pk is None
     blueprint.full_clean()
     with transaction.atomic():
@@ -46,12 +47,11 @@ def blueprint_save(*, blueprint: Blueprint, actor, changed: list[str] | None = N
             actor=actor,
             target_type="blueprint",
             target_id=blueprint.key,
-            details={"changed": changed or []},
+            details={"changed": changed},
         )
-    return blueprint
 
 
-def blueprint_delete(*, blueprint: Blueprint, actor) -> None:
+def blueprint_delete(*, blueprint: Blueprint, actor: User | None) -> None:
     """Delete a blueprint and its rules and providers (audited)."""
     with transaction.atomic():
         audit_record(
@@ -61,7 +61,7 @@ def blueprint_delete(*, blueprint: Blueprint, actor) -> None:
 
 
 def access_rules_replace(
-    *, blueprint: Blueprint, rules: list[dict[str, str]], actor
+    *, blueprint: Blueprint, rules: list[dict[str, str]], actor: User | None
 ) -> list[BlueprintAccessRule]:
     """Replace a blueprint's access rules with `rules` ({kind, value}) atomically (audited)."""
     built = []
@@ -84,7 +84,11 @@ def access_rules_replace(
 
 
 def ai_provider_save(
-    *, provider: AIProvider, actor, api_key: str | None = None, changed: list[str] | None = None
+    *,
+    provider: AIProvider,
+    actor: User | None,
+    api_key: str | None = None,
+    changed: list[str] | None = None,
 ) -> AIProvider:
     """Create or update an AI provider; `api_key` replaces the stored key when given.
 
@@ -111,7 +115,7 @@ def ai_provider_save(
     return provider
 
 
-def ai_provider_delete(*, provider: AIProvider, actor) -> None:
+def ai_provider_delete(*, provider: AIProvider, actor: User | None) -> None:
     """Remove an AI provider (and its stored key) from a blueprint (audited)."""
     with transaction.atomic():
         audit_record(
@@ -124,23 +128,26 @@ def ai_provider_delete(*, provider: AIProvider, actor) -> None:
         provider.delete()
 
 
-def blueprint_write(
+def blueprint_save(
     *,
     blueprint: Blueprint,
-    fields: dict,
-    actor,
+    actor: User | None,
+    fields: dict | None = None,
+    changed: list[str] | None = None,
     access_rules: list[dict[str, str]] | None = None,
     ai_providers: list[dict] | None = None,
 ) -> Blueprint:
     """Create or update a blueprint with its access rules and AI providers, all or nothing.
 
-    `fields` are model attributes; `access_rules` (when given) replace the rules as a
-    whole; `ai_providers` (when given) are the complete list: listed providers are
-    created or updated (one without `api_key` keeps its stored key), the others are
-    removed. Every part is validated and audited by its own service inside one
-    transaction, so an invalid provider leaves nothing written. Raises Django
-    `ValidationError` for the blueprint's own fields and `ApplicationError` (400
-    `invalid`, per-item `errors`) for a bad rule or provider.
+    `fields` are model attributes to set (the API); the console passes an instance its
+    form already edited and names the `changed` fields. The key of an existing blueprint
+    never changes (400 `invalid`, `errors.key`): workspaces carry it. `access_rules`
+    (when given) replace the rules as a whole; `ai_providers` (when given) are the
+    complete list: listed providers are created or updated (one without `api_key`
+    keeps its stored key), the others are removed. Every part is validated and audited
+    by its own service inside one transaction, so an invalid provider leaves nothing
+    written. Raises Django `ValidationError` for the blueprint's own fields and
+    `ApplicationError` (400 `invalid`, per-item `errors`) for a bad rule or provider.
     """
     from django.core.exceptions import ValidationError
 
@@ -155,10 +162,12 @@ def blueprint_write(
             "Invalid input.", code="invalid", status=400, extra={"errors": {name: per_item}}
         )
 
-    for name in fields:
-        setattr(blueprint, name, fields[name])
+    for name, value in (fields or {}).items():
+        setattr(blueprint, name, value)
     with transaction.atomic():
-        blueprint_save(blueprint=blueprint, actor=actor, changed=sorted(fields))
+        _blueprint_row_save(
+            blueprint=blueprint, actor=actor, changed=sorted(fields or changed or [])
+        )
         if access_rules is not None:
             for index, rule in enumerate(access_rules):
                 probe = BlueprintAccessRule(blueprint=blueprint, **rule)

@@ -8,19 +8,17 @@ processes racing for the same cluster can never both believe they hold it.
 
 from __future__ import annotations
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
+from accounts.models import User
 from audit.services import audit_record
 from clusters.models import Cluster
 from core.errors import ApplicationError
 
 
-def cluster_create(
-    *, name: str, description: str = "", actor: AbstractBaseUser | None
-) -> tuple[Cluster, str]:
+def cluster_create(*, name: str, description: str = "", actor: User | None) -> tuple[Cluster, str]:
     """Register a cluster; return it with its agent token, which is never shown again."""
     raw, prefix, digest = Cluster.generate_token()
     cluster = Cluster(name=name, description=description, token_prefix=prefix, token_hash=digest)
@@ -33,7 +31,7 @@ def cluster_create(
     return cluster, raw
 
 
-def cluster_rotate_token(*, cluster: Cluster, actor: AbstractBaseUser | None) -> str:
+def cluster_rotate_token(*, cluster: Cluster, actor: User | None) -> str:
     """Replace a cluster's agent token (audited); the old one stops working at its next
     connection."""
     raw, prefix, digest = Cluster.generate_token()
@@ -49,9 +47,7 @@ def cluster_rotate_token(*, cluster: Cluster, actor: AbstractBaseUser | None) ->
     return raw
 
 
-def cluster_update(
-    *, cluster: Cluster, description: str, actor: AbstractBaseUser | None
-) -> Cluster:
+def cluster_update(*, cluster: Cluster, description: str, actor: User | None) -> Cluster:
     """Change a cluster's description (audited). Its name is its identity and stays fixed."""
     cluster.description = description
     cluster.full_clean()
@@ -67,7 +63,7 @@ def cluster_update(
     return cluster
 
 
-def cluster_delete(*, cluster: Cluster, actor: AbstractBaseUser | None) -> None:
+def cluster_delete(*, cluster: Cluster, actor: User | None) -> None:
     """Delete a cluster no blueprint or publish request refers to (audited).
 
     Refuses with 409 `cluster_in_use` while anything still points at it (every such

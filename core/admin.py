@@ -51,6 +51,18 @@ class ServiceAdmin(admin.ModelAdmin):
     """
 
     formfield_overrides = URL_FIELDS_HTTPS
+    not_applied: dict[str, str] = {}
+    """Fields stored but not yet honoured by any page or runtime, with what to tell the
+    admin; the form says so under the field, so no setting pretends to work."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        note = self.not_applied.get(db_field.name)
+        if field is not None and note:
+            field.help_text = " ".join(
+                filter(None, [str(field.help_text), f"Not applied yet: {note}"])
+            )
+        return field
 
     def get_actions(self, request: HttpRequest) -> dict:
         actions = super().get_actions(request)
@@ -142,6 +154,11 @@ class GrantRevokeAdmin(ServiceAdmin):
 @admin.register(OrganizationSettings)
 class OrganizationSettingsAdmin(ServiceAdmin):
     """The organisation singleton: one page, saved through `organization_settings_update`."""
+
+    not_applied = {
+        "logo_dark_url": "pages show the light-theme logo in both themes.",
+        "idle_auto_stop_minutes": "no workspace is stopped for being idle in this version.",
+    }
 
     fieldsets = [
         (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 
 from audit.services import audit_record
@@ -9,7 +10,10 @@ from core.models import OrganizationSettings
 
 
 def organization_settings_update(
-    *, actor, changes: dict | None = None, instance: OrganizationSettings | None = None
+    *,
+    actor: AbstractBaseUser | None,
+    changes: dict | None = None,
+    instance: OrganizationSettings | None = None,
 ) -> OrganizationSettings:
     """Apply `changes` (or save an already-edited `instance`) after validation (audited).
 

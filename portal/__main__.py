@@ -1,7 +1,8 @@
 """`python -m portal`: serve the portal the production way.
 
 uvicorn with the `websockets-sansio` WebSocket implementation (measured fastest,
-docs/performance.md), no lifespan, no proxy headers (the client IP comes from the
+docs/performance.md), lifespan on (it runs the housekeeping loop,
+`relay.housekeeping`), no proxy headers (the client IP comes from the
 socket or `TRUSTED_PROXIES`) and no access log (ticket query strings stay out of logs).
 Before serving it applies `PORTAL_CPUS` to the server process and loads every view, then
 freezes the start-up heap (`gc.freeze`) so a full garbage collection only walks what
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         ws=args.ws,
-        lifespan="off",
+        lifespan="on",
         proxy_headers=False,
         server_header=False,
         access_log=False,

@@ -2,7 +2,8 @@
 
 Every value comes from an environment variable (or a `.env` file beside
 `manage.py`); `.env.example` lists them all. When nothing is configured the
-embedded defaults apply: SQLite under `var/`, an in-process channel layer and
+embedded defaults apply (with DEBUG on, which `make run`'s var dir turns on by
+itself through its `DEVELOPMENT` marker): SQLite under `var/`, an in-process channel layer and
 cache, and a secret key and encryption key generated once into `var/`. Those
 generated keys are only used with ``DEBUG`` on: in production a missing
 ``DJANGO_SECRET_KEY`` or ``PORTAL_ENCRYPTION_KEYS`` stops start-up with a
@@ -26,8 +27,12 @@ env = environ.Env()
 if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=False)
 VAR_DIR = Path(env.str("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
+# `make run` marks its var dir as a development install, so every command run from that
+# checkout (changepassword, issue_api_token …) gets the embedded defaults without an
+# exported DEBUG. A production var dir never has the marker; DEBUG=false overrides it.
+DEVELOPMENT_MARKER = VAR_DIR / "DEVELOPMENT"
+DEBUG = env.bool("DEBUG", default=DEVELOPMENT_MARKER.exists())
 
 
 def _missing(name: str) -> ImproperlyConfigured:

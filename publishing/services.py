@@ -5,12 +5,14 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.models import User
 from audit.services import audit_record
+from blueprints.models import Blueprint
 from core.errors import ApplicationError
 from publishing.models import TrustRule
 
 
-def trust_grant(*, user, blueprint, actor) -> TrustRule:
+def trust_grant(*, user: User, blueprint: Blueprint, actor: User | None) -> TrustRule:
     """Trust `user` to publish from `blueprint` without review (audited; one active rule)."""
     try:
         with transaction.atomic():
@@ -29,7 +31,7 @@ def trust_grant(*, user, blueprint, actor) -> TrustRule:
     return rule
 
 
-def trust_revoke(*, rule: TrustRule, actor) -> TrustRule:
+def trust_revoke(*, rule: TrustRule, actor: User | None) -> TrustRule:
     """Revoke an active trust rule (audited); revoking a revoked rule changes nothing."""
     with transaction.atomic():
         updated = TrustRule.objects.filter(pk=rule.pk, revoked_at__isnull=True).update(

@@ -4,6 +4,7 @@
 WebSocket whose Host is under `PREVIEW_DOMAIN` goes to the preview origin's own app
 before anything else, so no Django view, middleware or cookie of the portal ever serves
 a preview host; other WebSockets go to the relay's consumers, other HTTP to `http`.
+The lifespan protocol runs the process's housekeeping (`relay.housekeeping`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.urls import path
 
+from relay import housekeeping
 from relay.consumers import preview
 from relay.consumers.terminal import TerminalConsumer
 from relay.consumers.tunnel import TunnelConsumer
@@ -26,6 +28,8 @@ def asgi_application(http):
     portal = ProtocolTypeRouter({"http": http, "websocket": URLRouter(websocket_urlpatterns)})
 
     async def application(scope, receive, send):
+        if scope["type"] == "lifespan":
+            return await housekeeping.lifespan(scope, receive, send)
         if scope["type"] in ("http", "websocket") and preview.is_preview_host(scope):
             return await preview.application(scope, receive, send)
         return await portal(scope, receive, send)

@@ -31,7 +31,7 @@ def workspace_preview(request: HttpRequest, workspace_id: str) -> HttpResponse:
         except ValueError:
             raise Http404("No such port.") from None
         _, raw = workspace_preview_ticket(
-            user=request.user,
+            actor=request.user,
             workspace=workspace,
             cluster=cluster,
             port=port,

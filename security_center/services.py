@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts.models import User
 from audit.services import audit_record
 from security_center.choices import ConnectionKind, FirewallAction
 from security_center.models import (
@@ -83,7 +84,9 @@ def _storable_ip(ip: str) -> str:
         return "0.0.0.0"  # noqa: S104 - placeholder for an unparseable address, never bound
 
 
-def firewall_rule_set_enabled(*, rule: FirewallRule, enabled: bool, actor) -> FirewallRule:
+def firewall_rule_set_enabled(
+    *, rule: FirewallRule, enabled: bool, actor: User | None
+) -> FirewallRule:
     """Enable or disable a rule (audited)."""
     with transaction.atomic():
         FirewallRule.objects.filter(pk=rule.pk).update(enabled=enabled, updated_at=timezone.now())
@@ -99,7 +102,7 @@ def firewall_rule_set_enabled(*, rule: FirewallRule, enabled: bool, actor) -> Fi
 
 
 def firewall_rule_save(
-    *, rule: FirewallRule, actor, changed: list[str] | None = None
+    *, rule: FirewallRule, actor: User | None, changed: list[str] | None = None
 ) -> FirewallRule:
     """Create or update a rule after full validation (audited)."""
     creating = rule.pk is None
@@ -124,7 +127,7 @@ def firewall_rule_save(
     return rule
 
 
-def firewall_rule_delete(*, rule: FirewallRule, actor) -> None:
+def firewall_rule_delete(*, rule: FirewallRule, actor: User | None) -> None:
     """Delete a rule (audited)."""
     with transaction.atomic():
         audit_record(
@@ -215,7 +218,9 @@ TERMINATE_MESSAGE = {"type": "connection.terminate"}
 """Channel-layer message the consumer holding a session receives when an admin ends it."""
 
 
-def connection_terminate(*, session: ConnectionSession, actor, ip: str | None = None) -> bool:
+def connection_terminate(
+    *, session: ConnectionSession, actor: User | None, ip: str | None = None
+) -> bool:
     """End a live terminal or preview session on an admin's behalf (audited).
 
     The row is closed with reason `terminated_by_admin` and an audit entry is written in

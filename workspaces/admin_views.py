@@ -12,21 +12,22 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
+from agent.protocol import STATUSES
 from clusters.models import Cluster
 from core.client_ip import request_client_ip
 from core.errors import ApplicationError
 from workspaces import services
-from workspaces.selectors import discover, workspace_any
+from workspaces.selectors import workspace_any, workspace_search
 
-STATUSES = ("deploying", "running", "stopping", "stopped", "error", "deleting")
 ACTIONS = {
-    "start": ("started", lambda **kw: services.workspace_start(user=kw.pop("actor"), **kw)),
-    "stop": ("stopped", lambda **kw: services.workspace_stop(user=kw.pop("actor"), **kw)),
-    "restart": ("restarted", lambda **kw: services.workspace_restart(user=kw.pop("actor"), **kw)),
-    "delete": ("deleted", lambda **kw: services.workspace_delete(user=kw.pop("actor"), **kw)),
-    "upgrade": ("upgraded", lambda **kw: services.workspace_upgrade(**kw)),
+    "start": ("started", services.workspace_start),
+    "stop": ("stopped", services.workspace_stop),
+    "restart": ("restarted", services.workspace_restart),
+    "delete": ("deleted", services.workspace_delete),
+    "upgrade": ("upgraded", services.workspace_upgrade),
 }
 
 
@@ -39,18 +40,12 @@ def workspaces_console(request: HttpRequest, site) -> HttpResponse:
     cluster = request.GET.get("cluster", "")
     owner = request.GET.get("owner", "").strip().lower()
     try:
-        listing = discover()
+        listing = workspace_search(status=status, cluster=cluster, owner=owner)
     except ApplicationError as exc:
         messages.error(request, exc.detail)
         workspaces, unreachable = [], []
     else:
         workspaces, unreachable = listing.workspaces, listing.unreachable
-    if status:
-        workspaces = [w for w in workspaces if w.status == status]
-    if cluster:
-        workspaces = [w for w in workspaces if w.cluster == cluster]
-    if owner:
-        workspaces = [w for w in workspaces if owner in w.owner_email.lower()]
     context = {
         **site.each_context(request),
         "title": "Workspaces",
@@ -67,8 +62,10 @@ def workspaces_console(request: HttpRequest, site) -> HttpResponse:
 def _act(request: HttpRequest) -> HttpResponseRedirect:
     action = request.POST.get("action", "")
     workspace_id = request.POST.get("workspace", "")
-    back = request.POST.get("next") or reverse("admin:workspaces_console")
-    if not back.startswith("/"):
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         back = reverse("admin:workspaces_console")
     if action not in ACTIONS:
         messages.error(request, "Unknown action.")

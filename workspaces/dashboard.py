@@ -54,7 +54,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def launch(request: HttpRequest) -> HttpResponseRedirect:
     try:
         workspace = services.workspace_launch(
-            user=request.user,
+            actor=request.user,
             blueprint_key=request.POST.get("blueprint", ""),
             name=request.POST.get("name", ""),
             ip=request_client_ip(request),
@@ -76,7 +76,7 @@ def operate(request: HttpRequest, workspace_id: str, operation: str) -> HttpResp
     try:
         workspace, cluster = workspace_for(request.user, workspace_id)
         service(
-            user=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
+            actor=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
         )
     except ApplicationError as exc:
         messages.error(request, _explain(exc))

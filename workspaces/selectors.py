@@ -18,15 +18,10 @@ from django.conf import settings
 from django.core.cache import cache
 
 from accounts.models import normalize_email
+from agent.protocol import ACTIVE_STATUSES, BLUEPRINT_TAG, NAME_TAG, OWNER_TAG
 from clusters.models import Cluster
 from workspaces.controlplane import Environment, EnvironmentNotFound, get_control_plane
 from workspaces.models import WorkspaceTagAssignment
-
-OWNER_TAG = "RDE_OWNER_EMAIL"
-BLUEPRINT_TAG = "BLUEPRINT_KEY"
-BLUEPRINT_ID_TAG = "BLUEPRINT_PROJECT_ID"
-NAME_TAG = "RDE_DISPLAY_NAME"
-ACTIVE_STATUSES = ("running", "deploying")
 
 
 @dataclass(frozen=True)
@@ -172,6 +167,21 @@ def workspace_for(user, workspace_id: str) -> tuple[Workspace, Cluster]:
     return _with_tags([environment])[0], cluster
 
 
+def workspace_search(*, status: str = "", cluster: str = "", owner: str = "") -> Discovery:
+    """Every workspace of every cluster (admins), narrowed by exact status, cluster name
+    and a case-insensitive part of the owner's e-mail; empty filters keep everything."""
+    listing = discover()
+    owner = owner.strip().lower()
+    found = [
+        w
+        for w in listing.workspaces
+        if (not status or w.status == status)
+        and (not cluster or w.cluster == cluster)
+        and (not owner or owner in w.owner_email.lower())
+    ]
+    return Discovery(found, listing.unreachable)
+
+
 def workspace_any(workspace_id: str) -> tuple[Workspace, Cluster]:
     """Any workspace by id, for admins (every cluster)."""
     listing = discover()
@@ -186,12 +196,7 @@ def workspace_any(workspace_id: str) -> tuple[Workspace, Cluster]:
     return _with_tags([environment])[0], cluster
 
 
-def running_workspace_count(user) -> int:
-    """How many of the member's workspaces count against the running limit."""
-    return running_count_of(user.email)
-
-
-def running_count_of(owner_email: str) -> int:
+def running_workspace_count(owner_email: str) -> int:
     """How many workspaces of `owner_email` count against the running limit (fresh read)."""
     listing = discover(owner_email=owner_email, fresh=True)
     return sum(1 for w in listing.workspaces if w.status in ACTIVE_STATUSES)

@@ -18,7 +18,16 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import User, UserTag, normalize_email
+from accounts.models import User, normalize_email
+from accounts.services import user_tags_ensure
+from agent.protocol import (
+    ACTIVE_STATUSES,
+    BLUEPRINT_ID_TAG,
+    BLUEPRINT_TAG,
+    NAME_TAG,
+    OWNER_TAG,
+    RUNNING,
+)
 from audit.choices import AuditOutcome
 from audit.services import audit_record
 from blueprints.choices import AIProviderKind, TabKind
@@ -32,17 +41,7 @@ from core.models import OrganizationSettings
 from workspaces.choices import TicketKind
 from workspaces.controlplane import ClusterUnavailable, EnvironmentNotFound, get_control_plane
 from workspaces.models import Ticket, WorkspaceTagAssignment
-from workspaces.selectors import (
-    ACTIVE_STATUSES,
-    BLUEPRINT_ID_TAG,
-    BLUEPRINT_TAG,
-    NAME_TAG,
-    OWNER_TAG,
-    Workspace,
-    discovery_invalidate,
-    running_count_of,
-    running_workspace_count,
-)
+from workspaces.selectors import Workspace, discovery_invalidate, running_workspace_count
 
 MAX_NAME = 60
 NAME_OK = re.compile(r"^[\w .'-]{1,60}$", re.UNICODE)
@@ -51,7 +50,13 @@ TICKET_TTL = timedelta(seconds=30)
 
 
 def _audit(
-    action: str, *, actor, workspace_id: str, outcome=AuditOutcome.SUCCESS, ip=None, **details
+    action: str,
+    *,
+    actor: User | None,
+    workspace_id: str,
+    outcome=AuditOutcome.SUCCESS,
+    ip=None,
+    **details,
 ):
     audit_record(
         action=action,
@@ -159,9 +164,9 @@ def _clean_name(name: str | None) -> str:
 
 
 def workspace_launch(
-    *, user, blueprint_key: str, name: str = "", ip: str | None = None
+    *, actor: User, blueprint_key: str, name: str = "", ip: str | None = None
 ) -> Workspace:
-    """Launch a workspace from a blueprint for `user`.
+    """Launch a workspace from a blueprint for `actor`.
 
     Refuses with: 400 (unknown blueprint, bad name), 403 `blueprint_forbidden` (ACL or
     state), 429 `rate_limited` (launches per minute), 409 `workspace_limit_reached`
@@ -176,10 +181,10 @@ def workspace_launch(
             code="invalid",
             extra={"errors": {"blueprint": ["Unknown blueprint."]}},
         )
-    if blueprint_for_launch(user, blueprint_key) is None:
+    if blueprint_for_launch(actor, blueprint_key) is None:
         _audit(
             "workspace.launch",
-            actor=user,
+            actor=actor,
             workspace_id="",
             ip=ip,
             outcome=AuditOutcome.DENIED,
@@ -190,18 +195,18 @@ def workspace_launch(
             "You may not launch this blueprint.", code="blueprint_forbidden", status=403
         )
     org = OrganizationSettings.load()
-    retry_after = ratelimit.hit("launch", str(user.pk), org.launch_rate_per_minute)
+    retry_after = ratelimit.hit("launch", str(actor.pk), org.launch_rate_per_minute)
     if retry_after is not None:
         raise RateLimited(retry_after, "Too many launches.")
     cluster = blueprint.cluster
     if not cluster.is_connected:
         raise ClusterUnavailable(cluster.name)
-    with _user_launch_lock(user.email):
-        running = running_workspace_count(user)
+    with _user_launch_lock(actor.email):
+        running = running_workspace_count(actor.email)
         if running >= org.max_running_workspaces_per_user:
             _audit(
                 "workspace.launch",
-                actor=user,
+                actor=actor,
                 workspace_id="",
                 ip=ip,
                 outcome=AuditOutcome.DENIED,
@@ -219,8 +224,8 @@ def workspace_launch(
         metadata = {
             BLUEPRINT_ID_TAG: str(blueprint.pk),
             BLUEPRINT_TAG: blueprint.key,
-            OWNER_TAG: user.email,
-            NAME_TAG: display_name(blueprint, user=user, name=name),
+            OWNER_TAG: actor.email,
+            NAME_TAG: display_name(blueprint, user=actor, name=name),
         }
         environment = get_control_plane().create(
             cluster, spec=spec, metadata=metadata, secret_env=secret_env
@@ -228,7 +233,7 @@ def workspace_launch(
         discovery_invalidate(cluster.pk)
     _audit(
         "workspace.launch",
-        actor=user,
+        actor=actor,
         workspace_id=environment.id,
         ip=ip,
         blueprint=blueprint.key,
@@ -242,7 +247,9 @@ def _blueprint_of(workspace: Workspace) -> Blueprint | None:
     return Blueprint.objects.filter(key=workspace.blueprint).first()
 
 
-def workspace_start(*, user, workspace: Workspace, cluster: Cluster, ip=None) -> Workspace:
+def workspace_start(
+    *, actor: User, workspace: Workspace, cluster: Cluster, ip: str | None = None
+) -> Workspace:
     """Start a stopped workspace; counts against its owner's running limit like a launch.
 
     The limit is the owner's even when an admin starts it; a refusal is audited.
@@ -250,11 +257,11 @@ def workspace_start(*, user, workspace: Workspace, cluster: Cluster, ip=None) ->
     if workspace.status not in ACTIVE_STATUSES:
         org = OrganizationSettings.load()
         with _user_launch_lock(workspace.owner_email):
-            running = running_count_of(workspace.owner_email)
+            running = running_workspace_count(workspace.owner_email)
             if running >= org.max_running_workspaces_per_user:
                 _audit(
                     "workspace.start",
-                    actor=user,
+                    actor=actor,
                     workspace_id=workspace.id,
                     ip=ip,
                     outcome=AuditOutcome.DENIED,
@@ -272,38 +279,44 @@ def workspace_start(*, user, workspace: Workspace, cluster: Cluster, ip=None) ->
     else:
         environment = workspace.environment
     discovery_invalidate(cluster.pk)
-    _audit("workspace.start", actor=user, workspace_id=workspace.id, ip=ip)
+    _audit("workspace.start", actor=actor, workspace_id=workspace.id, ip=ip)
     return Workspace(environment, workspace.tags)
 
 
-def workspace_stop(*, user, workspace: Workspace, cluster: Cluster, ip=None) -> Workspace:
+def workspace_stop(
+    *, actor: User, workspace: Workspace, cluster: Cluster, ip: str | None = None
+) -> Workspace:
     """Stop a workspace (its files stay)."""
     environment = get_control_plane().stop(cluster, workspace.id)
     discovery_invalidate(cluster.pk)
-    _audit("workspace.stop", actor=user, workspace_id=workspace.id, ip=ip)
+    _audit("workspace.stop", actor=actor, workspace_id=workspace.id, ip=ip)
     return Workspace(environment, workspace.tags)
 
 
-def workspace_restart(*, user, workspace: Workspace, cluster: Cluster, ip=None) -> Workspace:
+def workspace_restart(
+    *, actor: User, workspace: Workspace, cluster: Cluster, ip: str | None = None
+) -> Workspace:
     """Restart a workspace's service."""
     blueprint = _blueprint_of(workspace)
     secret_env = blueprint_spec(blueprint)[1] if blueprint else {}
     environment = get_control_plane().restart(cluster, workspace.id, secret_env=secret_env)
     discovery_invalidate(cluster.pk)
-    _audit("workspace.restart", actor=user, workspace_id=workspace.id, ip=ip)
+    _audit("workspace.restart", actor=actor, workspace_id=workspace.id, ip=ip)
     return Workspace(environment, workspace.tags)
 
 
-def workspace_delete(*, user, workspace: Workspace, cluster: Cluster, ip=None) -> None:
+def workspace_delete(
+    *, actor: User, workspace: Workspace, cluster: Cluster, ip: str | None = None
+) -> None:
     """Delete a workspace and its files; its tag assignments go with it."""
     get_control_plane().delete(cluster, workspace.id)
     WorkspaceTagAssignment.objects.filter(cluster=cluster, environment_id=workspace.id).delete()
     discovery_invalidate(cluster.pk)
-    _audit("workspace.delete", actor=user, workspace_id=workspace.id, ip=ip)
+    _audit("workspace.delete", actor=actor, workspace_id=workspace.id, ip=ip)
 
 
 def workspace_rename(
-    *, user, workspace: Workspace, cluster: Cluster, name: str, ip=None
+    *, actor: User, workspace: Workspace, cluster: Cluster, name: str, ip: str | None = None
 ) -> Workspace:
     """Change the display name (`RDE_DISPLAY_NAME`)."""
     name = _clean_name(name)
@@ -313,46 +326,46 @@ def workspace_rename(
         )
     environment = get_control_plane().set_metadata(cluster, workspace.id, {NAME_TAG: name})
     discovery_invalidate(cluster.pk)
-    _audit("workspace.rename", actor=user, workspace_id=workspace.id, ip=ip, name=name)
+    _audit("workspace.rename", actor=actor, workspace_id=workspace.id, ip=ip, name=name)
     return Workspace(environment, workspace.tags)
 
 
 def workspace_logs(
-    *, user, workspace: Workspace, cluster: Cluster, tail: int = 200, ip=None
+    *, actor: User, workspace: Workspace, cluster: Cluster, tail: int = 200, ip: str | None = None
 ) -> list[str]:
     """The last `tail` lines of the workspace's service log (not stored by the portal)."""
     tail = max(1, min(int(tail), LOG_TAIL_MAX))
     lines = get_control_plane().logs(cluster, workspace.id, tail=tail)
-    _audit("workspace.logs", actor=user, workspace_id=workspace.id, ip=ip, tail=tail)
+    _audit("workspace.logs", actor=actor, workspace_id=workspace.id, ip=ip, tail=tail)
     return lines
 
 
 def workspace_set_tags(
-    *, user, workspace: Workspace, cluster: Cluster, tag_names: list[str], ip=None
+    *,
+    actor: User,
+    workspace: Workspace,
+    cluster: Cluster,
+    tag_names: list[str],
+    ip: str | None = None,
 ) -> Workspace:
     """Replace the member's tags on a workspace; unknown names are created as their tags."""
     names = sorted({(n or "").strip().lower() for n in tag_names if (n or "").strip()})
-    tags = []
     with transaction.atomic():
-        for tag_name in names:
-            tag = UserTag.objects.filter(user=user, name=tag_name).first()
-            if tag is None:
-                tag = UserTag(user=user, name=tag_name)
-                tag.full_clean()
-                tag.save()
-            tags.append(tag)
+        tags = user_tags_ensure(user=actor, names=names)
         WorkspaceTagAssignment.objects.filter(
-            cluster=cluster, environment_id=workspace.id, tag__user=user
+            cluster=cluster, environment_id=workspace.id, tag__user=actor
         ).exclude(tag__in=tags).delete()
         for tag in tags:
             WorkspaceTagAssignment.objects.get_or_create(
                 cluster=cluster, environment_id=workspace.id, tag=tag
             )
-        _audit("workspace.tags", actor=user, workspace_id=workspace.id, ip=ip, tags=names)
+        _audit("workspace.tags", actor=actor, workspace_id=workspace.id, ip=ip, tags=names)
     return Workspace(workspace.environment, names)
 
 
-def workspace_upgrade(*, actor, workspace: Workspace, cluster: Cluster, ip=None) -> Workspace:
+def workspace_upgrade(
+    *, actor: User, workspace: Workspace, cluster: Cluster, ip: str | None = None
+) -> Workspace:
     """Admin: re-create a workspace from its blueprint's current definition, keeping home/."""
     blueprint = _blueprint_of(workspace)
     if blueprint is None:
@@ -370,12 +383,14 @@ def workspace_upgrade(*, actor, workspace: Workspace, cluster: Cluster, ip=None)
     return Workspace(environment, workspace.tags)
 
 
-def workspace_shell_ticket(*, user, workspace: Workspace, cluster: Cluster, ip=None):
+def workspace_shell_ticket(
+    *, actor: User, workspace: Workspace, cluster: Cluster, ip: str | None = None
+):
     """A 30-second single-use ticket to open a terminal on a running workspace.
 
     Refuses with 409 `workspace_not_running` otherwise. Returns (ticket row, raw value).
     """
-    if workspace.status != "running":
+    if workspace.status != RUNNING:
         raise ApplicationError(
             f"The workspace is {workspace.status}; start it first.",
             code="workspace_not_running",
@@ -383,14 +398,16 @@ def workspace_shell_ticket(*, user, workspace: Workspace, cluster: Cluster, ip=N
         )
     return ticket_issue(
         kind=TicketKind.SHELL,
-        user=user,
+        user=actor,
         environment_id=workspace.id,
         cluster=cluster,
         client_ip=ip,
     )
 
 
-def workspace_preview_ticket(*, user, workspace: Workspace, cluster: Cluster, port, ip=None):
+def workspace_preview_ticket(
+    *, actor: User, workspace: Workspace, cluster: Cluster, port, ip: str | None = None
+):
     """A 30-second single-use ticket for the preview of one declared port.
 
     Refuses with 400 (`errors.port`) for a port the blueprint does not declare, and 409
@@ -403,7 +420,7 @@ def workspace_preview_ticket(*, user, workspace: Workspace, cluster: Cluster, po
             code="invalid",
             extra={"errors": {"port": [f"Choose one of the declared ports: {sorted(declared)}."]}},
         )
-    if workspace.status != "running":
+    if workspace.status != RUNNING:
         raise ApplicationError(
             f"The workspace is {workspace.status}; start it first.",
             code="workspace_not_running",
@@ -411,7 +428,7 @@ def workspace_preview_ticket(*, user, workspace: Workspace, cluster: Cluster, po
         )
     return ticket_issue(
         kind=TicketKind.PREVIEW,
-        user=user,
+        user=actor,
         environment_id=workspace.id,
         cluster=cluster,
         port=port,

@@ -4,7 +4,7 @@ One WebSocket carries many streams. Binary WebSocket messages carry *frames*: a
 9-byte big-endian header (``type u8``, ``stream u32``, ``arg u32``) followed by a
 payload — one frame per message, or several inside a ``BATCH`` (see
 :func:`batch_message`). Text WebSocket messages are agent-level JSON *messages*
-(``hello``, ``ping``, ``pong``, ``event``, ``error``).
+(``hello``, ``ping``, ``pong``, ``event``).
 
 Guarantees:
 

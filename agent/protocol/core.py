@@ -43,7 +43,7 @@ CLOSE_INTERNAL: Final = 5
 CLOSE_TIMEOUT: Final = 6
 
 STREAM_KINDS: Final = frozenset({"rpc", "shell", "http", "websocket"})
-MESSAGE_TYPES: Final = frozenset({"hello", "ping", "pong", "event", "error"})
+MESSAGE_TYPES: Final = frozenset({"hello", "ping", "pong", "event"})
 EVENT_UPDATED: Final = "environment.updated"
 EVENT_DELETED: Final = "environment.deleted"
 
@@ -356,11 +356,6 @@ def event_message(event: str, environment: dict[str, Any]) -> dict[str, Any]:
     return {"type": "event", "event": event, "environment": environment}
 
 
-def error_message(code: str, detail: str) -> dict[str, Any]:
-    """Portal → agent explanation sent just before the portal closes the tunnel."""
-    return {"type": "error", "code": code, "detail": detail}
-
-
 # -- RPC ------------------------------------------------------------------------------------
 
 
@@ -537,7 +532,6 @@ __all__ = [
     "encode_message",
     "encode_rpc_error",
     "encode_rpc_result",
-    "error_message",
     "event_message",
     "hello_message",
     "open_frame",

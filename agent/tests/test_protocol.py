@@ -103,7 +103,6 @@ def test_messages_round_trip():
         p.ping_message(12.5),
         p.pong_message(12.5),
         p.event_message(p.EVENT_UPDATED, {"id": "env-1"}),
-        p.error_message("token_revoked", "bye"),
     ]:
         assert p.decode_message(p.encode_message(obj)) == obj
 

@@ -49,7 +49,7 @@ class AdminBlueprintViewSet(viewsets.ModelViewSet):
 
     def _write(self, serializer, blueprint: Blueprint) -> Blueprint:
         data = serializer.validated_data
-        blueprint = services.blueprint_write(
+        blueprint = services.blueprint_save(
             blueprint=blueprint,
             fields=serializer.model_fields(),
             access_rules=[dict(r) for r in data["access_rules"]]

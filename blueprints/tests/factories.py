@@ -1,8 +1,8 @@
 import factory
-from clusters.tests.factories import ClusterFactory
 
 from blueprints.choices import AccessRuleKind, AIProviderKind, BlueprintState
 from blueprints.models import AIProvider, Blueprint, BlueprintAccessRule
+from clusters.tests.factories import ClusterFactory
 
 
 class BlueprintFactory(factory.django.DjangoModelFactory):

@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from accounts.tests.factories import AdminFactory, UserFactory
 from audit.models import AuditEvent
+from blueprints.admin import BlueprintAdmin
 from blueprints.choices import AccessRuleKind, BlueprintState
 from blueprints.models import AIProvider, Blueprint, BlueprintAccessRule
 from blueprints.tests.factories import AccessRuleFactory, AIProviderFactory, BlueprintFactory
@@ -211,3 +212,9 @@ def test_state_actions_call_the_service(console, action, start, expected):
     assert [e.details for e in events] == [{"from": start, "to": expected}] * 2
     (message,) = messages_of(response)
     assert "2 blueprint(s)" in message
+
+
+def test_settings_no_runtime_applies_yet_say_so(console):
+    page = console.get(change_url(BlueprintFactory())).content.decode()
+    assert page.count("Not applied yet:") == len(BlueprintAdmin.not_applied)
+    assert "the local runtime enforces no memory limit." in page

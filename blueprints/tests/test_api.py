@@ -3,12 +3,12 @@
 import copy
 
 import pytest
-from clusters.tests.factories import ClusterFactory
 
 from audit.models import AuditEvent
 from blueprints.choices import AccessRuleKind, BlueprintState
 from blueprints.models import AIProvider, Blueprint
 from blueprints.tests.factories import AccessRuleFactory, AIProviderFactory, BlueprintFactory
+from clusters.tests.factories import ClusterFactory
 
 pytestmark = pytest.mark.django_db
 

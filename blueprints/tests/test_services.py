@@ -1,7 +1,6 @@
 """Blueprint services: state changes, access rules and AI providers, all audited."""
 
 import pytest
-from clusters.tests.factories import ClusterFactory
 from django.core.exceptions import ValidationError
 
 from audit.models import AuditEvent
@@ -16,6 +15,7 @@ from blueprints.services import (
     blueprint_set_state,
 )
 from blueprints.tests.factories import AccessRuleFactory, AIProviderFactory, BlueprintFactory
+from clusters.tests.factories import ClusterFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -184,3 +184,13 @@ def test_blueprint_services_keep_the_audit_chain_intact(admin_member):
         api_key="sk-x",
     )
     assert audit_verify_chain() is None
+
+
+def test_the_key_of_an_existing_blueprint_never_changes(admin_member):
+    from django.core.exceptions import ValidationError
+
+    blueprint = BlueprintFactory(key="shop")
+    with pytest.raises(ValidationError) as refused:
+        blueprint_save(blueprint=blueprint, actor=admin_member, fields={"key": "renamed"})
+    assert "key" in refused.value.message_dict
+    assert Blueprint.objects.get(pk=blueprint.pk).key == "shop"

@@ -94,3 +94,10 @@ def test_settings_invalid_value_is_a_form_error(console):
     assert response.status_code == 200
     assert response.context["adminform"].form.errors
     assert not AuditEvent.objects.filter(action="organization_settings.update").exists()
+
+
+def test_settings_nothing_reads_yet_say_so(console):
+    OrganizationSettings.load()
+    page = console.get(SETTINGS_CHANGE).content.decode()
+    assert "Not applied yet: no workspace is stopped for being idle" in page
+    assert "Not applied yet: pages show the light-theme logo" in page

@@ -12,7 +12,9 @@ from accounts.api.authentication import ApiTokenAuthentication
 from accounts.choices import MemberStatus, Role
 from accounts.models import ApiToken, User
 from accounts.tests.factories import UserFactory
+from audit.models import AuditEvent
 from blueprints.choices import BlueprintState
+from blueprints.management.commands.seed_demo import DEMO_START
 from blueprints.models import Blueprint
 from clusters.models import Cluster
 from core.crypto import hash_secret
@@ -123,10 +125,24 @@ def test_seed_demo_is_idempotent():
     token_hash = Cluster.objects.get().token_hash
     out = run("seed_demo")
     assert "Agent token" not in out
-    assert "Updated blueprint 'demo'" in out
+    assert "kept as it is" in out
     assert Cluster.objects.count() == 1
     assert Blueprint.objects.count() == 1
     assert Cluster.objects.get().token_hash == token_hash
+
+
+def test_seed_demo_keeps_an_admins_edits_until_reset():
+    run("seed_demo")
+    Blueprint.objects.filter(key="demo").update(name="Our shop", start_command="npm start")
+    run("seed_demo")
+    assert Blueprint.objects.get().name == "Our shop"  # make run never overwrites edits
+
+    out = run("seed_demo", "--reset")
+    demo = Blueprint.objects.get()
+    assert "Restored blueprint 'demo'" in out
+    assert (demo.name, demo.start_command) == ("Demo web app", DEMO_START)
+    reset = AuditEvent.objects.filter(action="blueprint.update", target_id="demo").get()
+    assert "start_command" in reset.details["changed"] and reset.actor is None
 
 
 def test_seed_demo_writes_a_private_token_file(tmp_path):

@@ -84,6 +84,17 @@ def test_production_without_a_required_secret_stops_naming_it(tmp_path, env, mis
     assert not (tmp_path / "var" / "secret_key").exists()
 
 
+def test_a_make_run_var_dir_is_a_development_install_without_exporting_debug(tmp_path):
+    """`make run` marks its var dir: the commands its banner and the README print work
+    as printed, with no DEBUG in the environment; DEBUG=false still overrides it."""
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "DEVELOPMENT").write_text("make run\n")
+    check = ["manage.py", "check"]
+    assert run(check, {}, tmp_path).returncode == 0
+    refused = run(check, {"DEBUG": "false"}, tmp_path)
+    assert refused.returncode != 0 and "DJANGO_SECRET_KEY" in refused.stderr
+
+
 def test_debug_without_configuration_generates_keys_once_with_mode_0600(tmp_path):
     first = dump({"DEBUG": "true"}, tmp_path)
     key_file = tmp_path / "var" / "encryption.key"

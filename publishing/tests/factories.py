@@ -1,8 +1,8 @@
 import factory
-from clusters.tests.factories import ClusterFactory
 
 from accounts.tests.factories import AdminFactory, UserFactory
 from blueprints.tests.factories import BlueprintFactory
+from clusters.tests.factories import ClusterFactory
 from publishing.models import PublishRequest, TrustRule
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import inspect
+import textwrap
 
+from channels.consumer import AsyncConsumer, get_handler_name
+from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
@@ -79,3 +84,51 @@ async def test_a_refused_socket_never_reads_the_channel_layer():
     await asyncio.sleep(0.05)
     assert not any(t.get_coro().__qualname__.endswith("_layer_loop") for t in asyncio.all_tasks())
     await communicator.disconnect()
+
+
+# The lean loop replaces `AsyncConsumer.__call__` and `dispatch` and relies on the rest of
+# Channels' WebSocket consumer. These tests fail when an upgrade of Channels changes what
+# the replaced methods do or what the kept ones expect, so the loop is re-read then.
+
+
+def _self_attributes_set_in(function) -> set[str]:
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    return {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.ctx, ast.Store)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+    }
+
+
+def test_the_replaced_call_sets_everything_channels_own_call_sets():
+    theirs = _self_attributes_set_in(AsyncConsumer.__call__)
+    ours = _self_attributes_set_in(LeanWebsocketConsumer.__call__)
+    assert theirs == {"scope", "channel_layer", "channel_name", "channel_receive", "base_send"}
+    assert theirs <= ours
+
+
+def test_the_replaced_dispatch_routes_as_channels_does():
+    assert "get_handler_name(message)" in inspect.getsource(AsyncConsumer.dispatch)
+    assert get_handler_name({"type": "websocket.receive"}) == "websocket_receive"
+    assert get_handler_name({"type": "note.this"}) == "note_this"
+
+
+def test_the_kept_websocket_handlers_have_the_signatures_the_loop_calls():
+    for name, parameters in {
+        "websocket_connect": ["self", "message"],
+        "websocket_receive": ["self", "message"],
+        "websocket_disconnect": ["self", "message"],
+        "accept": ["self", "subprotocol", "headers"],
+        "close": ["self", "code", "reason"],
+        "connect": ["self"],
+        "receive": ["self", "text_data", "bytes_data"],
+        "disconnect": ["self", "code"],
+    }.items():
+        method = getattr(AsyncWebsocketConsumer, name)
+        assert inspect.iscoroutinefunction(method), name
+        assert list(inspect.signature(method).parameters) == parameters, name
+    # The loop ends when the disconnect handler raises StopConsumer, as Channels' does.
+    assert "raise StopConsumer()" in inspect.getsource(AsyncWebsocketConsumer.websocket_disconnect)

@@ -13,8 +13,8 @@ from channels.testing import WebsocketCommunicator
 from accounts.tests.factories import AdminFactory, UserFactory
 from agent import protocol as p
 from agent.multiplex import Multiplexer
-from agent.shell import ShellService
 from agent.rpc import RpcDispatcher
+from agent.shell import ShellService
 from agent.tests.test_shell import FakeRuntime
 from clusters.services import cluster_create
 from relay.consumers import terminal

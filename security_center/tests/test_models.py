@@ -3,10 +3,10 @@
 import re
 
 import pytest
-from audit.tests.factories import AuditEventFactory
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from audit.tests.factories import AuditEventFactory
 from security_center.choices import FirewallAction
 from security_center.models import FirewallRule, normalize_cidr
 from security_center.tests.factories import (

@@ -5,12 +5,12 @@ import itertools
 import threading
 
 import pytest
-from audit.tests.factories import AuditEventFactory
 from django.core.management import CommandError, call_command
 from django.db import connections
 
 from audit.models import AuditEvent
 from audit.services import GENESIS_HASH, audit_record, audit_verify_chain, entry_hash
+from audit.tests.factories import AuditEventFactory
 from security_center.choices import ConnectionKind
 from security_center.models import ConnectionSession, FirewallEvent, FirewallRule
 from security_center.services import (

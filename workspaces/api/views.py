@@ -52,7 +52,7 @@ def _listing(discovery, request: Request | None = None) -> dict:
 def _running_workspace_count(user) -> int | None:
     """The member's running workspaces, or None when the data plane cannot tell."""
     try:
-        return running_workspace_count(user)
+        return running_workspace_count(user.email)
     except ClusterUnavailable:
         return None
 
@@ -87,7 +87,7 @@ class _LifecycleViewSet(viewsets.ViewSet):
     def _operate(self, request: Request, pk: str, operation) -> Response:
         workspace, cluster = self._resolve(request, pk)
         workspace = operation(
-            user=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
+            actor=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
         )
         return Response(WorkspaceSerializer(workspace).data)
 
@@ -100,7 +100,7 @@ class _LifecycleViewSet(viewsets.ViewSet):
     def destroy(self, request: Request, pk: str) -> Response:
         workspace, cluster = self._resolve(request, pk)
         services.workspace_delete(
-            user=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
+            actor=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -135,7 +135,7 @@ class WorkspaceViewSet(_LifecycleViewSet):
         data = LaunchSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         workspace = services.workspace_launch(
-            user=request.user,
+            actor=request.user,
             blueprint_key=data.validated_data["blueprint"],
             name=data.validated_data["name"],
             ip=request_client_ip(request),
@@ -148,7 +148,7 @@ class WorkspaceViewSet(_LifecycleViewSet):
         data.is_valid(raise_exception=True)
         workspace, cluster = self._resolve(request, pk)
         workspace = services.workspace_rename(
-            user=request.user,
+            actor=request.user,
             workspace=workspace,
             cluster=cluster,
             name=data.validated_data["name"],
@@ -168,7 +168,7 @@ class WorkspaceViewSet(_LifecycleViewSet):
             tail = 200
         workspace, cluster = self._resolve(request, pk)
         lines = services.workspace_logs(
-            user=request.user,
+            actor=request.user,
             workspace=workspace,
             cluster=cluster,
             tail=tail,
@@ -183,7 +183,7 @@ class WorkspaceViewSet(_LifecycleViewSet):
         data.is_valid(raise_exception=True)
         workspace, cluster = self._resolve(request, pk)
         workspace = services.workspace_set_tags(
-            user=request.user,
+            actor=request.user,
             workspace=workspace,
             cluster=cluster,
             tag_names=data.validated_data["tags"],
@@ -196,7 +196,7 @@ class WorkspaceViewSet(_LifecycleViewSet):
     def shell_ticket(self, request: Request, pk: str) -> Response:
         workspace, cluster = self._resolve(request, pk)
         ticket, raw = services.workspace_shell_ticket(
-            user=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
+            actor=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
         )
         body = {"ticket": raw, "expires_at": ticket.expires_at, "url": links.terminal_url(raw)}
         return Response(TicketSerializer(body).data, status=status.HTTP_201_CREATED)
@@ -209,7 +209,7 @@ class WorkspaceViewSet(_LifecycleViewSet):
         port = data.validated_data["port"]
         workspace, cluster = self._resolve(request, pk)
         ticket, raw = services.workspace_preview_ticket(
-            user=request.user,
+            actor=request.user,
             workspace=workspace,
             cluster=cluster,
             port=port,

@@ -27,6 +27,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from agent.protocol import OWNER_TAG, RUNNING
 from workspaces.controlplane.base import (
     ClusterUnavailable,
     ControlPlane,
@@ -35,7 +36,6 @@ from workspaces.controlplane.base import (
     ListResult,
 )
 
-OWNER_TAG = "RDE_OWNER_EMAIL"
 LOG_KEEP = 5000
 
 
@@ -98,7 +98,7 @@ class InMemoryControlPlane(ControlPlane):
         cluster,
         *,
         metadata: dict[str, str],
-        status: str = "running",
+        status: str = RUNNING,
         spec: dict | None = None,
         secret_env: dict[str, str] | None = None,
     ) -> Environment:
@@ -167,7 +167,7 @@ class InMemoryControlPlane(ControlPlane):
             "id": environment_id,
             "metadata": {str(k): str(v) for k, v in metadata.items()},
             "spec": copy.deepcopy(spec),
-            "status": "running",
+            "status": RUNNING,
             "phase": None,
             "error": None,
             "ports": [
@@ -249,7 +249,7 @@ class InMemoryControlPlane(ControlPlane):
             "start",
             cluster,
             environment_id,
-            status="running",
+            status=RUNNING,
             line="service started",
             secret_env=secret_env,
         )
@@ -264,7 +264,7 @@ class InMemoryControlPlane(ControlPlane):
             "restart",
             cluster,
             environment_id,
-            status="running",
+            status=RUNNING,
             line="service restarted",
             secret_env=secret_env,
         )
@@ -309,7 +309,7 @@ class InMemoryControlPlane(ControlPlane):
             environment["ports"] = [
                 {"port": p["port"], "name": p.get("name", "")} for p in spec.get("ports", [])
             ]
-            environment.update(status="running", phase=None, error=None)
+            environment.update(status=RUNNING, phase=None, error=None)
             _STORE.secret_env[(cluster.name, environment_id)] = dict(secret_env)
             self._log(cluster.name, environment_id, "upgraded", "service started")
             return self._snapshot(cluster.name, environment)

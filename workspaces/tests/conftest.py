@@ -1,13 +1,13 @@
 """Workspace tests run against the in-memory control plane: the only fake, at the edge."""
 
 import pytest
-from clusters.tests.factories import ClusterFactory
 from django.core.cache import cache
 from django.test import override_settings
 from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
 from blueprints.tests.factories import BlueprintFactory
+from clusters.tests.factories import ClusterFactory
 from workspaces.controlplane.memory import InMemoryControlPlane
 
 MEMORY_CONTROL_PLANE = "workspaces.controlplane.memory.InMemoryControlPlane"

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def launched(blueprint, member, control_plane):
-    return workspace_launch(user=member, blueprint_key=blueprint.key, name="Shop")
+    return workspace_launch(actor=member, blueprint_key=blueprint.key, name="Shop")
 
 
 def test_admin_sees_every_workspace_with_filters(client, admin_member, launched, control_plane):

@@ -5,21 +5,21 @@ import re
 from types import SimpleNamespace
 
 import pytest
-from clusters.tests.factories import ClusterFactory
 from django.utils import timezone
 
 from accounts.models import UserTag
 from accounts.tests.factories import UserTagFactory
+from agent.protocol import BLUEPRINT_ID_TAG, BLUEPRINT_TAG, NAME_TAG, OWNER_TAG
 from audit.choices import AuditOutcome
 from audit.models import AuditEvent
 from blueprints.choices import AccessRuleKind, AIProviderKind, BlueprintState
 from blueprints.tests.factories import AccessRuleFactory, AIProviderFactory, BlueprintFactory
+from clusters.tests.factories import ClusterFactory
 from core import ratelimit
 from core.crypto import hash_secret
 from core.models import OrganizationSettings
 from workspaces.choices import TicketKind
 from workspaces.models import Ticket, WorkspaceTagAssignment
-from workspaces.selectors import BLUEPRINT_ID_TAG, BLUEPRINT_TAG, NAME_TAG, OWNER_TAG
 from workspaces.tests.factories import WorkspaceTagAssignmentFactory
 
 pytestmark = pytest.mark.django_db

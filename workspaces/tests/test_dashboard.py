@@ -20,7 +20,7 @@ def test_dashboard_lists_my_workspaces_and_my_catalog(client, member, blueprint,
     hidden = BlueprintFactory(key="secret", name="Secret tool", cluster=cluster)
     AccessRuleFactory(blueprint=hidden, kind="email", value="someone-else@example.com")
     BlueprintFactory(key="draft", name="Draft tool", cluster=cluster, state=BlueprintState.TESTING)
-    mine = workspace_launch(user=member, blueprint_key=blueprint.key, name="Shop")
+    mine = workspace_launch(actor=member, blueprint_key=blueprint.key, name="Shop")
     client.force_login(member)
     page = client.get(reverse("home")).content.decode()
     assert "Shop" in page and mine.id in page
@@ -40,7 +40,7 @@ def test_launch_and_operate_through_the_services(client, member, blueprint, cont
 
 
 def test_refusals_are_messages_not_errors(client, member, blueprint, stranger):
-    other = workspace_launch(user=stranger, blueprint_key=blueprint.key)
+    other = workspace_launch(actor=stranger, blueprint_key=blueprint.key)
     client.force_login(member)
     response = client.post(reverse("workspace-operate", args=[other.id, "delete"]), follow=True)
     assert response.status_code == 200 and "not found" in response.content.decode().lower()

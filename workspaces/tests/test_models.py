@@ -1,10 +1,10 @@
 """Workspace tag assignments: the only workspace data the portal keeps."""
 
 import pytest
-from clusters.tests.factories import ClusterFactory
 from django.db import IntegrityError, transaction
 
 from accounts.tests.factories import UserTagFactory
+from clusters.tests.factories import ClusterFactory
 from workspaces.models import WorkspaceTagAssignment
 from workspaces.tests.factories import WorkspaceTagAssignmentFactory
 

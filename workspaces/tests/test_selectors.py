@@ -1,18 +1,14 @@
 """Discovery: workspaces read from the data plane, cached briefly, scoped by owner."""
 
 import pytest
-from clusters.tests.factories import ClusterFactory
 from django.utils import timezone
 
+from agent.protocol import BLUEPRINT_ID_TAG, BLUEPRINT_TAG, NAME_TAG, OWNER_TAG
+from clusters.tests.factories import ClusterFactory
 from workspaces.controlplane import EnvironmentNotFound
 from workspaces.selectors import (
-    BLUEPRINT_ID_TAG,
-    BLUEPRINT_TAG,
-    NAME_TAG,
-    OWNER_TAG,
     discover,
     discovery_invalidate,
-    running_count_of,
     running_workspace_count,
     workspace_any,
     workspace_for,
@@ -154,5 +150,5 @@ def test_running_count_counts_running_and_deploying(control_plane, blueprint, me
     for status in ("running", "deploying", "stopped", "error", "stopping"):
         control_plane.seed(blueprint.cluster, metadata=tags(blueprint, member.email), status=status)
 
-    assert running_workspace_count(member) == 2
-    assert running_count_of("BUILDER@example.com") == 2
+    assert running_workspace_count(member.email) == 2
+    assert running_workspace_count("BUILDER@example.com") == 2

@@ -1,6 +1,8 @@
 """Create the first admin account if there is none (used by `make run`)."""
 
+import os
 import secrets
+import sys
 
 from django.core.management.base import BaseCommand
 
@@ -18,11 +20,14 @@ class Command(BaseCommand):
         parser.add_argument("--email", default="admin@portal.localhost")
 
     def handle(self, *args, email: str, **options) -> None:
+        python = os.path.relpath(sys.executable)
+        if python.startswith(".."):
+            python = sys.executable
         existing = User.objects.filter(role=Role.ADMIN, is_active=True).order_by("pk").first()
         if existing is not None:
             self.stdout.write(
                 f"Sign in as {existing.email} (password printed when it was created; "
-                f"reset it with: python manage.py changepassword {existing.email})"
+                f"reset it with: {python} manage.py changepassword {existing.email})"
             )
             return
         password = secrets.token_urlsafe(12)

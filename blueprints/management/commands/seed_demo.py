@@ -1,4 +1,8 @@
-"""Create the `local` cluster and the `demo` blueprint that `make run` launches."""
+"""Create the `local` cluster and the `demo` blueprint that `make run` launches.
+
+The blueprint is created once: an admin's later edits are kept on every `make run`.
+`--reset` puts the demo definition back (through the audited blueprint service).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from django.db import transaction
 
 from blueprints.choices import BlueprintState
 from blueprints.models import Blueprint
+from blueprints.services import blueprint_save
 from clusters.models import Cluster
 from clusters.services import cluster_create, cluster_rotate_token
 
@@ -25,15 +30,36 @@ DEMO_SETUP = r"""cat > index.html <<'HTML'
 HTML
 """
 DEMO_START = 'exec python3 -m http.server "$PORT" --bind 127.0.0.1'
+DEMO = {
+    "name": "Demo web app",
+    "description": "A tiny static web site served on port 3000.",
+    "icon": "🚀",
+    "category": "Starters",
+    "state": BlueprintState.ENABLED,
+    "image": "python:3.11-slim",
+    "start_command": DEMO_START,
+    "setup_script": DEMO_SETUP,
+    "ports": [{"port": 3000, "name": "app"}],
+    "cpu": "1",
+    "memory": "1Gi",
+    "storage": "5Gi",
+    "layout_tabs": [{"kind": "terminal", "title": "Terminal"}],
+}
 
 
 class Command(BaseCommand):
     help = (
         "Create the `local` cluster (printing its agent token) and the `demo` blueprint: a "
-        "small web app on declared port 3000 named `app`. Safe to run again."
+        "small web app on declared port 3000 named `app`. Safe to run again: an existing "
+        "demo blueprint is left as the admins edited it unless --reset is given."
     )
 
     def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--reset",
+            action="store_true",
+            help="Restore the demo blueprint's definition (audited as a blueprint update).",
+        )
         parser.add_argument(
             "--token-file",
             type=Path,
@@ -41,7 +67,7 @@ class Command(BaseCommand):
             "exists and this file is missing, the token is rotated to fill it.",
         )
 
-    def handle(self, *args, token_file: Path | None = None, **options) -> None:
+    def handle(self, *args, token_file: Path | None = None, reset: bool = False, **options) -> None:
         with transaction.atomic():
             cluster = Cluster.objects.filter(name="local").first()
             token = None
@@ -53,26 +79,17 @@ class Command(BaseCommand):
             elif token_file is not None and not token_file.exists():
                 token = cluster_rotate_token(cluster=cluster, actor=None)
                 self.stdout.write("Rotated the 'local' cluster's agent token into the token file.")
-            _, created = Blueprint.objects.update_or_create(
-                key="demo",
-                defaults={
-                    "name": "Demo web app",
-                    "description": "A tiny static web site served on port 3000.",
-                    "icon": "🚀",
-                    "category": "Starters",
-                    "state": BlueprintState.ENABLED,
-                    "cluster": cluster,
-                    "image": "python:3.11-slim",
-                    "start_command": DEMO_START,
-                    "setup_script": DEMO_SETUP,
-                    "ports": [{"port": 3000, "name": "app"}],
-                    "cpu": "1",
-                    "memory": "1Gi",
-                    "storage": "5Gi",
-                    "layout_tabs": [{"kind": "terminal", "title": "Terminal"}],
-                },
-            )
-            self.stdout.write(("Created" if created else "Updated") + " blueprint 'demo'.")
+            demo = Blueprint.objects.filter(key="demo").first()
+            if demo is None:
+                blueprint_save(
+                    blueprint=Blueprint(key="demo"), actor=None, fields={**DEMO, "cluster": cluster}
+                )
+                self.stdout.write("Created blueprint 'demo'.")
+            elif reset:
+                blueprint_save(blueprint=demo, actor=None, fields={**DEMO, "cluster": cluster})
+                self.stdout.write("Restored blueprint 'demo' to its original definition.")
+            else:
+                self.stdout.write("Blueprint 'demo' exists; kept as it is (--reset restores it).")
         if token and token_file is not None:
             token_file.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

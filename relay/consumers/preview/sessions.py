@@ -15,7 +15,8 @@ authority:
   and cuts its open streams (downloads, server-sent events, WebSockets).
 * A session with no request, no message and no open WebSocket for `IDLE_TIMEOUT`
   (30 min) is ended with reason `idle`: lazily when its cookie comes back, and every
-  minute by each portal process (`manage.py end_idle_previews` does the same from cron).
+  minute by each portal process (`relay.housekeeping`; `manage.py housekeeping`
+  does the same from cron).
 * Counters (requests, bytes in = from the browser, bytes out = to the browser) are
   kept in memory and added to the row every `FLUSH_EVERY` seconds, never per request.
 
@@ -46,7 +47,6 @@ from security_center.services import (
     connection_close,
     firewall_check,
     firewall_evaluate,
-    preview_sessions_end_idle,
 )
 
 logger = logging.getLogger(__name__)
@@ -157,11 +157,6 @@ def _flush(rows: list[tuple[int, int, int, int]]) -> None:
 @db_async
 def _end(session_id: int, reason: str) -> None:
     connection_close(session_id=session_id, reason=reason)
-
-
-@db_async
-def _end_idle() -> int:
-    return preview_sessions_end_idle(idle_for=IDLE_TIMEOUT)
 
 
 @db_async
@@ -337,9 +332,6 @@ class Registry:
             return True
         return await _firewall_record(ip, email, environment_id)
 
-    def forget_firewall_rules(self) -> None:
-        self._rules_at = -1e9
-
     # -- background ------------------------------------------------------------------------
 
     async def _control(self, layer: Any) -> None:
@@ -373,10 +365,11 @@ class Registry:
                 await self.flush()
                 await self.drop_ended([sid for sid, s in self.sessions.items() if s.streams])
                 if time.monotonic() - last_idle_sweep >= END_IDLE_EVERY:
+                    # `relay.housekeeping` ends idle sessions in the database; this drops
+                    # the ones this process still holds.
                     last_idle_sweep = time.monotonic()
                     await self._rejoin_group()
-                    if await _end_idle():
-                        await self.drop_ended(list(self.sessions))
+                    await self.drop_ended(list(self.sessions))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -398,12 +391,6 @@ class Registry:
             rows = [(session.id, session.requests, session.bytes_in, session.bytes_out)]
             session.requests = session.bytes_in = session.bytes_out = 0
             await _flush(rows)
-
-    async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.flush()
 
 
 def _session_id(message: dict[str, Any]) -> int | None:
