@@ -12,6 +12,14 @@ def user_tags_for(user: User) -> QuerySet[UserTag]:
     return UserTag.objects.filter(user=user).order_by("name")
 
 
+def user_tag_search(*, owner_email: str | None = None) -> QuerySet[UserTag]:
+    """Every member's tags (for admins), optionally only one member's, by e-mail."""
+    tags = UserTag.objects.select_related("user").order_by("user__email", "name")
+    if owner_email:
+        tags = tags.filter(user__email__iexact=owner_email.strip())
+    return tags
+
+
 def api_tokens_for(user: User) -> QuerySet[ApiToken]:
     """`user`'s own API tokens (revoked and expired included), newest first."""
     return ApiToken.objects.filter(user=user).order_by("-created_at")

@@ -46,15 +46,5 @@ class TicketAdmin(ReadOnlyAdmin):
     search_fields = ["user__email", "environment_id", "client_ip"]
     ordering = ["-created_at"]
     list_select_related = ["user", "cluster"]
-    fields = [
-        "kind",
-        "user",
-        "environment_id",
-        "cluster",
-        "port",
-        "created_at",
-        "expires_at",
-        "used_at",
-        "client_ip",
-    ]
+    fields = list_display
     show_full_result_count = False

@@ -181,7 +181,7 @@ def workspace_launch(
             code="invalid",
             extra={"errors": {"blueprint": ["Unknown blueprint."]}},
         )
-    if blueprint_for_launch(actor, blueprint_key) is None:
+    def denied(reason: str) -> None:
         _audit(
             "workspace.launch",
             actor=actor,
@@ -189,8 +189,11 @@ def workspace_launch(
             ip=ip,
             outcome=AuditOutcome.DENIED,
             blueprint=blueprint_key,
-            reason="blueprint_forbidden",
+            reason=reason,
         )
+
+    if blueprint_for_launch(actor, blueprint_key) is None:
+        denied("blueprint_forbidden")
         raise ApplicationError(
             "You may not launch this blueprint.", code="blueprint_forbidden", status=403
         )
@@ -204,15 +207,7 @@ def workspace_launch(
     with _user_launch_lock(actor.email):
         running = running_workspace_count(actor.email)
         if running >= org.max_running_workspaces_per_user:
-            _audit(
-                "workspace.launch",
-                actor=actor,
-                workspace_id="",
-                ip=ip,
-                outcome=AuditOutcome.DENIED,
-                blueprint=blueprint_key,
-                reason="workspace_limit_reached",
-            )
+            denied("workspace_limit_reached")
             raise ApplicationError(
                 f"You already have {running} running workspaces "
                 f"(limit {org.max_running_workspaces_per_user}). Stop one first.",

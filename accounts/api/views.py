@@ -128,8 +128,4 @@ class AdminTagViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = AdminTagSerializer
 
     def get_queryset(self):
-        tags = UserTag.objects.select_related("user").order_by("user__email", "name")
-        email = self.request.query_params.get("user")
-        if email:
-            tags = tags.filter(user__email=email.strip().lower())
-        return tags
+        return selectors.user_tag_search(owner_email=self.request.query_params.get("user"))

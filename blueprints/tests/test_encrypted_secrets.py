@@ -1,6 +1,5 @@
 """Blueprint AI keys at rest: ciphertext in the column, tamper detection, key rotation."""
 
-import base64
 import io
 
 import pytest
@@ -10,12 +9,8 @@ from django.test import override_settings
 
 from blueprints.models import AIProvider
 from blueprints.tests.factories import AIProviderFactory
-from core.crypto import DecryptionError, Keyring, decrypt
-
-K1 = "k1:" + base64.b64encode(b"\x01" * 32).decode()
-K2 = "k2:" + base64.b64encode(b"\x02" * 32).decode()
-K3 = "k3:" + base64.b64encode(b"\x03" * 32).decode()
-OTHER_K1 = "k1:" + base64.b64encode(b"\x09" * 32).decode()
+from core.crypto import DecryptionError, decrypt
+from core.tests.keyrings import K1, K2, K3, OTHER_K1, flip, rewrap
 
 SECRET = "sk-ant-very-secret-value"
 
@@ -25,24 +20,6 @@ def raw_api_key(pk: int) -> str:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT api_key FROM {AIProvider._meta.db_table} WHERE id = %s", [pk])  # noqa: S608
         return cursor.fetchone()[0]
-
-
-def ring(*entries: str) -> Keyring:
-    return Keyring.parse(list(entries))
-
-
-def _rewrap(token: str, transform) -> str:
-    prefix, key_id, payload = token.split(":", 2)
-    blob = transform(bytearray(base64.b64decode(payload)))
-    return f"{prefix}:{key_id}:{base64.b64encode(bytes(blob)).decode()}"
-
-
-def _flip(index: int):
-    def transform(blob: bytearray) -> bytearray:
-        blob[index] ^= 0x01
-        return blob
-
-    return transform
 
 
 # --- round trip --------------------------------------------------------------------------
@@ -90,7 +67,7 @@ def test_loading_with_the_wrong_key_raises_decryption_error(wrong_keys):
 @pytest.mark.django_db
 def test_a_tampered_column_raises_on_load_instead_of_returning_garbage():
     provider = AIProviderFactory(api_key=SECRET)
-    tampered = _rewrap(raw_api_key(provider.pk), _flip(20))
+    tampered = rewrap(raw_api_key(provider.pk), flip(20))
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {AIProvider._meta.db_table} SET api_key = %s WHERE id = %s",  # noqa: S608

@@ -6,31 +6,9 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from core.crypto import DecryptionError, Keyring, decrypt, encrypt, generate_key, key_id_of
-
-K1 = "k1:" + base64.b64encode(b"\x01" * 32).decode()
-K2 = "k2:" + base64.b64encode(b"\x02" * 32).decode()
-K3 = "k3:" + base64.b64encode(b"\x03" * 32).decode()
-OTHER_K1 = "k1:" + base64.b64encode(b"\x09" * 32).decode()
+from core.tests.keyrings import K1, K2, OTHER_K1, flip, rewrap, ring
 
 SECRET = "sk-ant-very-secret-value"
-
-
-def ring(*entries: str) -> Keyring:
-    return Keyring.parse(list(entries))
-
-
-def _rewrap(token: str, transform) -> str:
-    prefix, key_id, payload = token.split(":", 2)
-    blob = transform(bytearray(base64.b64decode(payload)))
-    return f"{prefix}:{key_id}:{base64.b64encode(bytes(blob)).decode()}"
-
-
-def _flip(index: int):
-    def transform(blob: bytearray) -> bytearray:
-        blob[index] ^= 0x01
-        return blob
-
-    return transform
 
 
 # --- round trip --------------------------------------------------------------------------
@@ -73,14 +51,14 @@ def test_generate_key_makes_a_usable_ring_entry():
 @pytest.mark.parametrize(
     ("label", "tamper"),
     [
-        ("flip a nonce byte", lambda t: _rewrap(t, _flip(0))),
-        ("flip a ciphertext byte", lambda t: _rewrap(t, _flip(14))),
-        ("flip a tag byte", lambda t: _rewrap(t, _flip(-1))),
+        ("flip a nonce byte", lambda t: rewrap(t, flip(0))),
+        ("flip a ciphertext byte", lambda t: rewrap(t, flip(14))),
+        ("flip a tag byte", lambda t: rewrap(t, flip(-1))),
         ("relabel the key id", lambda t: t.replace("enc:k1:", "enc:k2:", 1)),
-        ("truncate one byte", lambda t: _rewrap(t, lambda b: b[:-1])),
-        ("truncate below nonce+tag", lambda t: _rewrap(t, lambda b: b[:20])),
+        ("truncate one byte", lambda t: rewrap(t, lambda b: b[:-1])),
+        ("truncate below nonce+tag", lambda t: rewrap(t, lambda b: b[:20])),
         ("drop the payload", lambda t: t.rsplit(":", 1)[0] + ":"),
-        ("append a byte", lambda t: _rewrap(t, lambda b: b + b"\x00")),
+        ("append a byte", lambda t: rewrap(t, lambda b: b + b"\x00")),
     ],
 )
 def test_tampered_ciphertext_raises_decryption_error(label, tamper):

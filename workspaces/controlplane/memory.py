@@ -27,7 +27,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from agent.protocol import OWNER_TAG, RUNNING
+from agent.protocol import OWNER_TAG, RUNNING, STOPPED
 from workspaces.controlplane.base import (
     ClusterUnavailable,
     ControlPlane,
@@ -256,7 +256,7 @@ class InMemoryControlPlane(ControlPlane):
 
     def stop(self, cluster, environment_id: str) -> Environment:
         return self._transition(
-            "stop", cluster, environment_id, status="stopped", line="service stopped"
+            "stop", cluster, environment_id, status=STOPPED, line="service stopped"
         )
 
     def restart(self, cluster, environment_id: str, *, secret_env: dict[str, str]) -> Environment:
