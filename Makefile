@@ -17,6 +17,7 @@ run: setup
 	DEBUG=$${DEBUG:-true} PY=$(PY) HOST=$(HOST) PORT=$(PORT) bin/run-local
 
 test: setup
+	bin/system-packages chromium
 	DEBUG=true $(PY) -m pytest $(PYTEST_ARGS)
 
 setup: $(STAMP) $(NPM_STAMP)

@@ -161,7 +161,7 @@ def main() -> None:
 
 
 _RAISE_LIMITS = (
-    "from portal.models import OrganizationSettings as O; o = O.load(); "
+    "from core.models import OrganizationSettings as O; o = O.load(); "
     "o.api_rate_per_minute = 100000; o.launch_rate_per_minute = 1000; "
     "o.max_running_workspaces_per_user = 100; o.save()"
 )

@@ -177,7 +177,7 @@ class Stack:
 
 
 _LIMITS = (
-    "from portal.models import OrganizationSettings as O; s = O.load(); "
+    "from core.models import OrganizationSettings as O; s = O.load(); "
     "s.api_rate_per_minute = 100000; s.save()"
 )
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from accounts.models import User
 from audit.services import audit_record
 from blueprints.choices import BlueprintState
 from blueprints.models import AIProvider, Blueprint, BlueprintAccessRule
+from core.errors import ApplicationError
 
 
 def blueprint_set_state(*, blueprint: Blueprint, state: str, actor: User | None) -> Blueprint:
@@ -149,9 +151,6 @@ def blueprint_save(
     written. Raises Django `ValidationError` for the blueprint's own fields and
     `ApplicationError` (400 `invalid`, per-item `errors`) for a bad rule or provider.
     """
-    from django.core.exceptions import ValidationError
-
-    from core.errors import ApplicationError
 
     def item_errors(name: str, index: int, count: int, exc: ValidationError) -> ApplicationError:
         per_item: list[dict] = [{} for _ in range(count)]

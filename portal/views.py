@@ -4,6 +4,8 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import redirect
 
+from workspaces.dashboard import dashboard
+
 
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness and database reachability, for load balancers (no secrets, no auth)."""
@@ -19,6 +21,4 @@ def home(request: HttpRequest):
     """Signed-in members get their dashboard; everyone else the sign-in page."""
     if not request.user.is_authenticated:
         return redirect("login")
-    from workspaces.dashboard import dashboard
-
     return dashboard(request)

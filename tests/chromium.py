@@ -40,6 +40,8 @@ class Chromium:
     """One headless browser process; `stop()` ends it."""
 
     def __init__(self, profile: Path) -> None:
+        if not BINARY:
+            raise RuntimeError("Chromium is not installed: run bin/system-packages chromium")
         profile.mkdir(parents=True, exist_ok=True)
         self.log = open(profile.parent / "chromium.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(

@@ -7,7 +7,6 @@ embedded default's names): same site, different origins, as in production.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,9 +18,6 @@ from tests.harness import Portal, create_blueprint, manage, setup_script_writing
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.browser,
-    pytest.mark.skipif(
-        not shutil.which("chromium"), reason="needs Debian's chromium (apt-get install chromium)"
-    ),
 ]
 
 ADMIN = "admin@portal.localhost"

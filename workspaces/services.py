@@ -181,6 +181,7 @@ def workspace_launch(
             code="invalid",
             extra={"errors": {"blueprint": ["Unknown blueprint."]}},
         )
+
     def denied(reason: str) -> None:
         _audit(
             "workspace.launch",

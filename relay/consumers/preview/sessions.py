@@ -45,6 +45,7 @@ from security_center.models import ConnectionSession, FirewallRule
 from security_center.services import (
     connection_add_traffic,
     connection_close,
+    connection_open,
     firewall_check,
     firewall_evaluate,
 )
@@ -416,8 +417,6 @@ async def registry() -> Registry:
 
 def open_session_row(*, ticket: Any, ip: str, channel_name: str) -> PreviewSession:
     """Open the `ConnectionSession` of a redeemed ticket (sync; call off the loop)."""
-    from security_center.services import connection_open
-
     row = connection_open(
         user=ticket.user,
         ip=ip,
