@@ -14,10 +14,11 @@ PORT ?= 8000
 .PHONY: run test setup lint format migrations-check bench clean
 
 run: setup
+	bin/system-packages bubblewrap passt
 	DEBUG=$${DEBUG:-true} PY=$(PY) HOST=$(HOST) PORT=$(PORT) bin/run-local
 
 test: setup
-	bin/system-packages chromium
+	bin/system-packages bubblewrap passt chromium
 	DEBUG=true $(PY) -m pytest $(PYTEST_ARGS)
 
 setup: $(STAMP) $(NPM_STAMP)

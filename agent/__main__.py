@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from agent import __version__
 from agent.affinity import AffinityError, format_cpus, parse_cpu_list, pin_process
 from agent.runtimes.local import LocalRuntime
+from agent.runtimes.local.sandbox import Sandbox, SandboxUnavailable
 from agent.tunnel import Tunnel, tunnel_url
 
 RUNTIMES = ("local",)
@@ -55,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--data-dir",
-        default=env.get("ENCLAVE_DATA_DIR", "var/agent"),
-        help="directory holding environments (local runtime) (env ENCLAVE_DATA_DIR, "
-        "default var/agent)",
+        default=env.get("ENCLAVE_DATA_DIR", "var-agent"),
+        help="directory holding environments (local runtime); keep it out of the portal's "
+        "var/ (env ENCLAVE_DATA_DIR, default var-agent)",
     )
     parser.add_argument(
         "--log-level",
@@ -79,13 +80,40 @@ def build_parser() -> argparse.ArgumentParser:
         "(Linux CPU list; keeps workspaces off the portal's CPUs on a shared host) "
         "(env ENCLAVE_CPUS, default all)",
     )
+    parser.add_argument(
+        "--insecure-no-sandbox",
+        action="store_true",
+        default=env.get("ENCLAVE_INSECURE_NO_SANDBOX", "").lower() in ("1", "true", "yes"),
+        help="run workspaces without the bubblewrap sandbox: every builder can read every "
+        "other workspace, the agent's files and this host as the agent's user. Only for "
+        "a host where bubblewrap cannot run and every builder is trusted; the portal shows "
+        "the cluster as not isolated (env ENCLAVE_INSECURE_NO_SANDBOX)",
+    )
     parser.add_argument("--version", action="version", version=f"enclave-agent {__version__}")
     return parser
 
 
-async def serve(args: argparse.Namespace) -> None:
+def workspace_sandbox(args: argparse.Namespace) -> Sandbox | None:
+    """The host's sandbox; exits naming what is missing unless the insecure mode is asked."""
+    if args.insecure_no_sandbox:
+        logger.warning(
+            "INSECURE: --insecure-no-sandbox given: workspaces are NOT isolated from each "
+            "other, from the agent or from this host"
+        )
+        return None
+    try:
+        return Sandbox.detect()
+    except SandboxUnavailable as exc:
+        sys.exit(
+            f"enclave agent: cannot isolate workspaces: {exc}.\n"
+            "Install it, or start with --insecure-no-sandbox (ENCLAVE_INSECURE_NO_SANDBOX=true) "
+            "on a host where every builder is trusted."
+        )
+
+
+async def serve(args: argparse.Namespace, sandbox: Sandbox | None) -> None:
     """Load the runtime, keep the tunnel up until a signal arrives."""
-    runtime = LocalRuntime(args.data_dir)
+    runtime = LocalRuntime(args.data_dir, sandbox=sandbox)
     await runtime.load()
     tunnel = Tunnel(
         portal_url=args.portal_url, token=args.token, runtime=runtime, shell_grace=args.shell_grace
@@ -121,9 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logger.info("enclave agent %s starting (runtime %s)", __version__, args.runtime)
+    sandbox = workspace_sandbox(args)
+    if sandbox is not None:
+        logger.info("workspaces run in bubblewrap sandboxes, each with its own network")
     if cpus is not None:
         logger.info("running on CPUs %s, with the workspaces it starts", format_cpus(cpus))
-    asyncio.run(serve(args))
+    asyncio.run(serve(args, sandbox))
     return 0
 
 

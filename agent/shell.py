@@ -28,21 +28,24 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import json
 import logging
 import os
 import secrets
 import shutil
 import signal
+import socket
 import struct
 import termios
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from agent import protocol as p
 from agent.multiplex import Stream
-from agent.runtimes.base import CONFLICT, NOT_FOUND, Runtime, RuntimeFailure
+from agent.runtimes.base import CONFLICT, NOT_FOUND, Runtime, RuntimeFailure, ShellTarget
+from agent.runtimes.local import sandbox
+from agent.runtimes.local.sandbox import SandboxError
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +112,78 @@ def _signal_session(sid: int, sig: signal.Signals) -> None:
                 os.kill(pid, sig)
 
 
+class LocalProcess:
+    """A shell the agent started itself: signals go to its whole process session."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+        self.pid = process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode
+
+    async def wait(self) -> int:
+        return await self._process.wait()
+
+    def signal(self, sig: signal.Signals) -> None:
+        _signal_session(self.pid, sig)
+
+    def close(self) -> None:
+        pass
+
+
+class SandboxedProcess:
+    """A shell started by a workspace's init, known through the link it keeps open.
+
+    Signals are sent over the link (the pid is the sandbox's, not the host's); the init
+    reports the exit on it; closing the link makes the init end the shell.
+    """
+
+    def __init__(self, pid: int, link: socket.socket) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._link = link
+        self._link.setblocking(False)
+        self._exited = asyncio.Event()
+        self._watcher = asyncio.create_task(self._watch(), name=f"shell-link-{pid}")
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        data = b""
+        try:
+            while True:
+                chunk = await loop.sock_recv(self._link, 4096)
+                if not chunk:
+                    break
+                data += chunk
+                for line in data.split(b"\n")[:-1]:
+                    with contextlib.suppress(ValueError, AttributeError):
+                        code = json.loads(line).get("exit")
+                        if isinstance(code, int):
+                            self.returncode = code
+                data = data.rsplit(b"\n", 1)[-1]
+        except OSError:
+            pass
+        finally:
+            if self.returncode is None:
+                self.returncode = -signal.SIGKILL  # the sandbox itself ended
+            self._exited.set()
+
+    async def wait(self) -> int:
+        await self._exited.wait()
+        assert self.returncode is not None
+        return self.returncode
+
+    def signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(OSError):
+            self._link.send(json.dumps({"signal": int(sig)}).encode() + b"\n")
+
+    def close(self) -> None:
+        self._watcher.cancel()
+        self._link.close()
+
+
 class ShellSession:
     """One PTY and the process session running in it."""
 
@@ -124,7 +199,7 @@ class ShellSession:
         self.end_reason: str | None = None
         self.returncode: int | None = None
         self.stream: Stream | None = None
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: LocalProcess | SandboxedProcess | None = None
         self.master = -1
         self._replay = bytearray()
         self._trimmed = False
@@ -139,30 +214,47 @@ class ShellSession:
         assert self.process is not None
         return self.process.pid
 
-    async def spawn(self, *, cwd: Path, env: Mapping[str, str], cols: int, rows: int) -> None:
-        """Start the shell on a new PTY; the output reader runs from here on."""
-        shell = shutil.which("bash", path=env.get("PATH")) or "/bin/sh"
+    async def spawn(self, target: ShellTarget, *, cols: int, rows: int) -> None:
+        """Start the shell on a new PTY; the output reader runs from here on.
+
+        In a sandboxed workspace its init starts the shell inside the sandbox and hands
+        over the PTY's master side; the agent then reads and writes it exactly as a
+        PTY of its own.
+        """
+        env = target.env
+        if target.sandbox is not None:
+            shell = "/bin/bash"
+        else:
+            shell = shutil.which("bash", path=env.get("PATH")) or "/bin/sh"
         argv = [shell, "-l"] if self.command is None else [shell, "-lc", self.command]
         full_env = {**env, "TERM": "xterm-256color", "COLORTERM": "truecolor", "SHELL": shell}
-        master, slave = os.openpty()
-        try:
-            _set_size(master, cols, rows)
-            os.set_blocking(master, False)
-            self.process = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=cwd,
-                env=full_env,
-                stdin=slave,
-                stdout=slave,
-                stderr=slave,
-                start_new_session=True,
-                preexec_fn=_set_controlling_terminal,
+        if target.sandbox is not None:
+            pid, master, link = await sandbox.spawn(
+                target.sandbox, argv, full_env, cwd=target.cwd, rows=rows, cols=cols
             )
-        except BaseException:
-            os.close(master)
-            raise
-        finally:
-            os.close(slave)
+            self.process = SandboxedProcess(pid, link)
+            os.set_blocking(master, False)
+        else:
+            master, slave = os.openpty()
+            try:
+                _set_size(master, cols, rows)
+                os.set_blocking(master, False)
+                process = await asyncio.create_subprocess_exec(
+                    *argv,
+                    cwd=target.cwd,
+                    env=full_env,
+                    stdin=slave,
+                    stdout=slave,
+                    stderr=slave,
+                    start_new_session=True,
+                    preexec_fn=_set_controlling_terminal,
+                )
+            except BaseException:
+                os.close(master)
+                raise
+            finally:
+                os.close(slave)
+            self.process = LocalProcess(process)
         self.master = master
         self._reader = asyncio.create_task(self._pump(), name=f"shell-{self.id[:8]}")
 
@@ -312,13 +404,14 @@ class ShellSession:
         if self.ended.is_set() or self._killer is not None or self.process is None:
             return
         self.end_reason = reason
-        _signal_session(self.pid, signal.SIGHUP)
+        self.process.signal(signal.SIGHUP)
         self._killer = asyncio.create_task(self._kill_later())
 
     async def _kill_later(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.ended.wait(), KILL_AFTER)
-        _signal_session(self.pid, signal.SIGKILL)
+        assert self.process is not None
+        self.process.signal(signal.SIGKILL)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.ended.wait(), 0.5)
         if not self.ended.is_set() and self._reader is not None:
@@ -332,9 +425,10 @@ class ShellSession:
         process = self.process
         if process is not None:
             if process.returncode is None:  # not reaped yet, so the pid is still ours
-                _signal_session(process.pid, signal.SIGKILL if self.end_reason else signal.SIGHUP)
+                process.signal(signal.SIGKILL if self.end_reason else signal.SIGHUP)
             with contextlib.suppress(TimeoutError):
                 self.returncode = await asyncio.wait_for(process.wait(), KILL_AFTER)
+            process.close()
         master, self.master = self.master, -1
         with contextlib.suppress(OSError):
             os.close(master)
@@ -400,7 +494,7 @@ class ShellService:
                 code = "workspace_not_running" if exc.code == CONFLICT else exc.code
                 await self._refuse(stream, code, exc.message)
                 return
-            except OSError as exc:
+            except (OSError, SandboxError) as exc:
                 logger.error("shell for %s could not start: %s", params["environment"], exc)
                 await self._refuse(stream, "spawn_failed", "the shell could not be started")
                 return
@@ -450,14 +544,14 @@ class ShellService:
         context = getattr(self.runtime, "shell_context", None)
         if context is None:
             raise RuntimeFailure("unsupported", "this runtime has no interactive shells")
-        home, env = context(env_id)
+        target = context(env_id)
         same_env = sum(1 for s in self.sessions.values() if s.env_id == env_id)
         if same_env >= self.max_per_environment or len(self.sessions) >= self.max_sessions:
             raise RuntimeFailure("too_many_sessions", "too many terminals are open already")
         session = ShellSession(
             env_id=env_id, command=params["command"], replay_limit=self.replay_limit
         )
-        await session.spawn(cwd=home, env=env, cols=params["cols"], rows=params["rows"])
+        await session.spawn(target, cols=params["cols"], rows=params["rows"])
         self.sessions[session.id] = session
         task = asyncio.create_task(self._forget(session))
         self._tasks.add(task)

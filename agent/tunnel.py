@@ -7,7 +7,10 @@ Guarantees:
   (the websockets handshake logger is filtered too).
 * Reconnects forever with full-jitter exponential backoff (0.5 s → 30 s, reset
   after a connection that stayed up 30 s); a portal rejecting the token
-  (HTTP 401/403) is retried no sooner than 30 s.
+  (HTTP 401/403) is retried no sooner than 30 s. A live tunnel the portal closes
+  with `protocol.TUNNEL_CLOSE_REVOKED` (the token was rotated or the cluster
+  deleted) is logged as such and redialled with the same backoff, so the agent
+  neither spins nor gives up: it is refused until restarted with the new token.
 * Heartbeat: a ``ping`` every 15 s; a tunnel that received nothing for 45 s is
   dropped and redialled.
 * No malformed input crashes the agent: a bad frame closes its stream, an
@@ -27,7 +30,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from agent import __version__, protocol
 from agent.forward import Forwarder
@@ -137,6 +140,7 @@ class Tunnel:
             "runtime": self.runtime.name,
             "capabilities": sorted({*self.runtime.capabilities, *kinds}),
             "environments": self.runtime.count(),
+            "isolation": dict(self.runtime.isolation),
         }
 
     def publish_event(self, kind: str, environment: dict[str, Any]) -> None:
@@ -174,6 +178,16 @@ class Tunnel:
                     )
                 else:
                     logger.warning("tunnel handshake refused: HTTP %d", status)
+            except ConnectionClosed as exc:
+                if exc.rcvd is not None and exc.rcvd.code == protocol.TUNNEL_CLOSE_REVOKED:
+                    logger.error(
+                        "the portal revoked the agent token (%.100s): the cluster's token was "
+                        "rotated or the cluster deleted. Restart the agent with the new "
+                        "ENCLAVE_AGENT_TOKEN / --token; retrying meanwhile",
+                        exc.rcvd.reason or "no reason given",
+                    )
+                else:
+                    logger.warning("tunnel to %s lost: %s", self.url, exc)
             except (OSError, TimeoutError, WebSocketException, protocol.ProtocolError) as exc:
                 logger.warning("tunnel to %s lost: %s", self.url, exc or type(exc).__name__)
             except Exception:

@@ -69,9 +69,6 @@ class BlueprintAdmin(ServiceAdmin):
     not_applied = {
         "image": "only a Kubernetes runtime uses it; the local runtime runs the start "
         "command on the agent's host.",
-        "cpu": "the local runtime enforces no CPU limit.",
-        "memory": "the local runtime enforces no memory limit.",
-        "storage": "the local runtime enforces no storage limit.",
         "layout_locked": "no page lets builders rearrange tabs yet.",
         "preview_enabled": "the preview page does not read it.",
         "path_bar_enabled": "the preview page does not read it.",
@@ -90,6 +87,7 @@ class BlueprintAdmin(ServiceAdmin):
                     "env",
                     "ports",
                     ("cpu", "memory", "storage"),
+                    "network",
                     "naming_template",
                 ]
             },

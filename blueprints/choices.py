@@ -27,3 +27,8 @@ class TabKind(models.TextChoices):
     TERMINAL = "terminal", "Terminal"
     AI = "ai", "AI tool"
     COMMAND = "command", "Custom command"
+
+
+class Network(models.TextChoices):
+    OUTBOUND = "outbound", "Internet (not the host, the portal or other workspaces)"
+    NONE = "none", "None (loopback only)"

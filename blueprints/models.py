@@ -14,6 +14,7 @@ from blueprints.choices import (
     AIProviderKind,
     AnthropicAuthMode,
     BlueprintState,
+    Network,
     TabKind,
 )
 from core.crypto import EncryptedTextField
@@ -132,7 +133,9 @@ class Blueprint(models.Model):
         "clusters.Cluster", on_delete=models.PROTECT, related_name="blueprints"
     )
     image = models.CharField(max_length=255, blank=True, help_text="Container image (Kubernetes).")
-    start_command = models.TextField(help_text="Runs in the workspace home; $PORT is allocated.")
+    start_command = models.TextField(
+        help_text="Runs in the workspace home; $PORT is the first declared port."
+    )
     setup_script = models.TextField(blank=True, help_text="Runs once when a workspace is created.")
     git_repository = models.CharField(
         max_length=500, blank=True, validators=[validate_git_repository]
@@ -142,6 +145,12 @@ class Blueprint(models.Model):
     cpu = models.CharField(max_length=10, default="1", validators=[CPU_QUANTITY])
     memory = models.CharField(max_length=10, default="2Gi", validators=[BYTES_QUANTITY])
     storage = models.CharField(max_length=10, default="10Gi", validators=[BYTES_QUANTITY])
+    network = models.CharField(
+        max_length=10,
+        choices=Network.choices,
+        default=Network.OUTBOUND,
+        help_text="What a workspace's processes may reach besides the workspace itself.",
+    )
     naming_template = models.CharField(
         max_length=100, default="{user}-{blueprint}-{random}", validators=[validate_naming_template]
     )
@@ -160,7 +169,10 @@ class Blueprint(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(state__in=BlueprintState.values), name="blueprint_state_valid"
-            )
+            ),
+            models.CheckConstraint(
+                condition=models.Q(network__in=Network.values), name="blueprint_network_valid"
+            ),
         ]
 
     def __str__(self) -> str:

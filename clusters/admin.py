@@ -14,9 +14,17 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from agent.protocol import ISOLATION
 from clusters.models import TUNNEL_DEAD_AFTER, Cluster
 from clusters.services import cluster_create, cluster_delete, cluster_rotate_token, cluster_update
 from core.admin import ServiceAdmin, adopt
+
+NOT_ISOLATED = "Workspaces are not isolated"
+# The console's own error red (Django admin's --error-fg, light or dark theme), as a badge.
+BADGE = (
+    "display:inline-block;margin-top:.2em;padding:.1em .5em;border-radius:4px;"
+    "background:var(--error-fg,#ba2121);color:#fff;font-weight:600;white-space:nowrap"
+)
 
 
 class ClusterStatusFilter(admin.SimpleListFilter):
@@ -51,6 +59,7 @@ class ClusterAdmin(ServiceAdmin):
         "name",
         "status_display",
         "runtime",
+        "isolation_display",
         "agent_version",
         "last_seen_at",
         "token_prefix",
@@ -63,6 +72,7 @@ class ClusterAdmin(ServiceAdmin):
         "name",
         "status_display",
         "runtime",
+        "isolation_display",
         "agent_version",
         "last_seen_at",
         "connected_at",
@@ -75,6 +85,18 @@ class ClusterAdmin(ServiceAdmin):
     @admin.display(description="status")
     def status_display(self, obj: Cluster) -> str:
         return obj.status
+
+    @admin.display(description="isolation")
+    def isolation_display(self, obj: Cluster) -> str:
+        """The mechanisms the agent reported, and a red badge when there is no sandbox."""
+        mechanisms = format_html_join(
+            " · ",
+            "{}: {}",
+            ((key, obj.isolation.get(key, "unknown")) for key in ISOLATION),
+        )
+        if not obj.not_isolated:
+            return mechanisms
+        return format_html('{}<br><span style="{}">{}</span>', mechanisms, BADGE, NOT_ISOLATED)
 
     def get_fields(self, request, obj=None):
         return ["name", "description"] if obj is None else self.fields
@@ -128,8 +150,9 @@ class ClusterAdmin(ServiceAdmin):
         self.message_user(
             request,
             format_html(
-                "Rotated the agent token of {} cluster(s). The old tokens stop working at "
-                "the next connection. Copy the new ones now, they will not be shown again: {}",
+                "Rotated the agent token of {} cluster(s). Their agents' tunnels were closed "
+                "and the old tokens are refused: restart each agent with its new token. Copy "
+                "the new ones now, they will not be shown again: {}",
                 len(rotated),
                 tokens,
             ),

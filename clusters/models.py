@@ -12,6 +12,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from agent.protocol import SANDBOX_NONE
 from clusters.choices import Runtime
 from core.crypto import hash_secret
 
@@ -33,6 +34,8 @@ class Cluster(models.Model):
     `tunnel_channel` names the portal consumer holding the agent's tunnel (empty when
     none); the cluster counts as connected while that is set and the agent was heard
     from within 45 seconds, so a portal process that died without cleaning up is noticed.
+    `isolation` is what the agent's last `hello` said of how its runtime keeps workspaces
+    apart, known mechanisms and values only (`agent.protocol.known_isolation`).
     """
 
     name = models.CharField(max_length=50, unique=True, validators=[cluster_name])
@@ -44,6 +47,7 @@ class Cluster(models.Model):
     last_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
     connected_at = models.DateTimeField(null=True, blank=True, editable=False)
     tunnel_channel = models.CharField(max_length=200, blank=True, editable=False)
+    isolation = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -69,3 +73,15 @@ class Cluster(models.Model):
     @property
     def status(self) -> str:
         return "connected" if self.is_connected else "disconnected"
+
+    @property
+    def isolated(self) -> bool:
+        """Whether the connected agent reported a sandbox around each workspace."""
+        sandbox = self.isolation.get("sandbox")
+        return self.is_connected and sandbox is not None and sandbox != SANDBOX_NONE
+
+    @property
+    def not_isolated(self) -> bool:
+        """Whether the agent said its workspaces run without a sandbox: each can reach the
+        others' files and ports. Kept while the agent is away (its workspaces still run)."""
+        return self.isolation.get("sandbox") == SANDBOX_NONE

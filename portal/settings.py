@@ -7,7 +7,9 @@ itself through its `DEVELOPMENT` marker): SQLite under `var/`, an in-process cha
 cache, and a secret key and encryption key generated once into `var/`. Those
 generated keys are only used with ``DEBUG`` on: in production a missing
 ``DJANGO_SECRET_KEY`` or ``PORTAL_ENCRYPTION_KEYS`` stops start-up with a
-one-line message naming the variable.
+one-line message naming the variable. What the portal creates in `var/` is private to
+its user: the directory 0700, the keys and the SQLite database 0600 (the database file
+is created 0600 before SQLite first opens it, and SQLite gives its journal the same mode).
 """
 
 from __future__ import annotations
@@ -41,14 +43,26 @@ def _missing(name: str) -> ImproperlyConfigured:
     return ImproperlyConfigured(message)
 
 
+def _private_file(path: Path, content: str = "") -> None:
+    """Make sure `path` exists readable by this user only (mode 0600, its directory 0700
+    when created here): a missing file is created with `content`, already 0600, and an
+    existing one of ours loses any group or other permission it had."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        info = path.stat()
+        if info.st_mode & 0o077 and info.st_uid == os.getuid():
+            path.chmod(0o600)
+        return
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+
+
 def _generated_secret(filename: str, make: callable) -> str:
     """Read a development secret from `var/`, creating it (mode 0600) on first use."""
     path = VAR_DIR / filename
-    if not path.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(make())
+    _private_file(path, "" if path.exists() else make())
     return path.read_text().strip()
 
 
@@ -155,6 +169,9 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"),
 }
+if not env.str("DATABASE_URL", default=""):
+    # The embedded default: created 0600 here, so SQLite never makes it world-readable.
+    _private_file(VAR_DIR / "portal.sqlite3")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + IMMEDIATE transactions: concurrent async consumers and the API never see
     # "database is locked" on the embedded default.

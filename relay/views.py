@@ -22,7 +22,8 @@ from workspaces.services import workspace_preview_ticket
 @require_GET
 @login_required
 def workspace_preview(request: HttpRequest, workspace_id: str) -> HttpResponse:
-    """The preview of one declared port (`?port=`, default the first) in an iframe."""
+    """The preview of one declared port (`?port=`, default the first) in an iframe, with
+    a red notice when the workspace's cluster runs it without a sandbox."""
     try:
         workspace, cluster = workspace_for(request.user, workspace_id)
         ports = [p["port"] for p in workspace.ports]
@@ -47,5 +48,6 @@ def workspace_preview(request: HttpRequest, workspace_id: str) -> HttpResponse:
         "ports": workspace.ports,
         "frame_url": links.preview_auth_url(workspace.id, port, raw),
         "origin": links.preview_origin(workspace.id, port),
+        "not_isolated": cluster.not_isolated,
     }
     return render(request, "preview.html", context)

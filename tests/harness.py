@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,16 @@ def stop_process(proc: subprocess.Popen | None, sig: int = signal.SIGTERM) -> No
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def kill_workspaces(data_dir: Path) -> None:
+    """End every workspace an agent with ``data_dir`` started (their process groups; a
+    sandbox's whole tree goes with its first process)."""
+    for path in (data_dir / "environments").glob("*/environment.json"):
+        pid = json.loads(path.read_text()).get("pid")
+        if pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
 
 
 def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
@@ -156,6 +167,14 @@ class Agent:
 
     def start(self) -> Agent:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            # Each sandbox runs as a uid of its own, which passes through the directories
+            # above the data dir (0755 on a real host; pytest makes its own 0700).
+            temp = Path(tempfile.gettempdir())
+            for parent in self.data_dir.parents:
+                if parent == temp or temp not in parent.parents:
+                    break
+                parent.chmod(parent.stat().st_mode | 0o001)
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", str(self.data_dir)),
@@ -180,11 +199,7 @@ class Agent:
 
     def kill_workspaces(self) -> None:
         """Test teardown: end every workspace process this agent started (process groups)."""
-        for path in (self.data_dir / "environments").glob("*/environment.json"):
-            pid = json.loads(path.read_text()).get("pid")
-            if pid:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
+        kill_workspaces(self.data_dir)
 
     def environment(self, environment_id: str) -> dict:
         path = self.data_dir / "environments" / environment_id / "environment.json"

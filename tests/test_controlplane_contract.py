@@ -26,7 +26,7 @@ from asgiref.sync import sync_to_async
 from agent.protocol import BLUEPRINT_TAG, NAME_TAG, OWNER_TAG, RUNNING, STOPPED
 from clusters.models import Cluster
 from clusters.services import cluster_create
-from tests.harness import ROOT, free_port, stop_process, wait_until
+from tests.harness import ROOT, free_port, kill_workspaces, stop_process, wait_until
 from workspaces.controlplane import ClusterUnavailable, EnvironmentNotFound
 from workspaces.controlplane.agent import AgentControlPlane
 from workspaces.controlplane.memory import InMemoryControlPlane
@@ -126,6 +126,7 @@ def contract(request, tmp_path) -> Iterator[tuple[Any, Cluster]]:
             yield OnServerLoop(AgentControlPlane(timeout=20), portal.loop), cluster
         finally:
             stop_process(agent)
+            kill_workspaces(tmp_path / "agent")
 
 
 def _create(plane, cluster, owner: str = OWNER, name: str = "Shop", spec: dict = SPEC):

@@ -6,16 +6,19 @@ import os
 import signal
 
 import pytest
-import requests
 
-from tests.harness import Agent, Api, Portal, manage, wait_until
+from tests.harness import Api, Portal, PreviewClient, manage, wait_until
 
 pytestmark = pytest.mark.integration
 
 
-def _app_answers(agent: Agent, workspace_id: str) -> bool:
-    host_port = agent.environment(workspace_id)["ports"][0]["host_port"]
-    response = requests.get(f"http://127.0.0.1:{host_port}/", timeout=2)
+def _app_answers(portal: Portal, api: Api, workspace_id: str) -> bool:
+    """The app, reached the only way there is: through its preview (it runs in a sandbox
+    with a network of its own, so nothing on the host's loopback reaches it)."""
+    ticket = api("POST", f"/workspaces/{workspace_id}/preview-ticket", json={"port": 3000})
+    if ticket.status_code not in (200, 201):
+        return False
+    response = PreviewClient.from_ticket_url(portal, ticket.json()["url"]).get("/")
     return response.ok and "Hello from your Enclave workspace" in response.text
 
 
@@ -31,7 +34,8 @@ def test_launch_run_stop_start_delete(portal, connected, admin_api):
     workspace_id = workspace["id"]
 
     admin_api.wait_status(workspace_id, "running")
-    assert wait_until(lambda: _app_answers(agent, workspace_id), what="demo app answering")
+    answers = lambda: _app_answers(portal, admin_api, workspace_id)  # noqa: E731
+    assert wait_until(answers, what="demo app answering")
     metadata = agent.environment(workspace_id)["metadata"]
     assert metadata["BLUEPRINT_KEY"] == "demo"
     assert metadata["RDE_OWNER_EMAIL"] == "admin@portal.localhost"
@@ -42,7 +46,7 @@ def test_launch_run_stop_start_delete(portal, connected, admin_api):
     admin_api.wait_status(workspace_id, "stopped")
     assert admin_api("POST", f"/workspaces/{workspace_id}/start").status_code == 200
     admin_api.wait_status(workspace_id, "running")
-    assert wait_until(lambda: _app_answers(agent, workspace_id), what="app back after start")
+    assert wait_until(answers, what="app back after start")
 
     logs = admin_api("GET", f"/workspaces/{workspace_id}/logs", params={"tail": 50})
     assert logs.status_code == 200 and isinstance(logs.json()["lines"], list)
@@ -89,7 +93,7 @@ def test_agent_restart_keeps_workspaces(portal, connected, admin_api):
         what="workspace listed after agent restart",
     )
     assert admin_api.workspace(workspace_id)["status"] == "running"
-    assert _app_answers(agent, workspace_id)
+    assert _app_answers(portal, admin_api, workspace_id)
 
 
 def test_killed_agent_shows_unreachable_then_portal_restart_reconnects(

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from agent.protocol import STATUSES
 from clusters.models import Cluster
+from clusters.selectors import clusters_not_isolated
 from core.client_ip import request_client_ip
 from core.errors import ApplicationError
 from workspaces import services
@@ -53,6 +54,7 @@ def workspaces_console(request: HttpRequest, site) -> HttpResponse:
         "unreachable": unreachable,
         "statuses": STATUSES,
         "clusters": list(Cluster.objects.values_list("name", flat=True)),
+        "not_isolated": clusters_not_isolated(),
         "filters": {"status": status, "cluster": cluster, "owner": owner},
         "actions": list(ACTIONS),
     }

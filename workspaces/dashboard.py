@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from blueprints.selectors import catalog_for
+from clusters.selectors import clusters_not_isolated
 from core.client_ip import request_client_ip
 from core.errors import ApplicationError
 from core.models import OrganizationSettings
@@ -32,7 +33,8 @@ OPERATIONS = {
 @require_GET
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """My workspaces (with terminal and preview links when running) and what I can launch."""
+    """My workspaces (with terminal and preview links when running, and a red notice on
+    those whose cluster runs them without a sandbox) and what I can launch."""
     org = OrganizationSettings.load()
     try:
         listing = workspaces_for(request.user)
@@ -44,6 +46,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "org": org,
         "workspaces": workspaces,
         "unreachable": unreachable,
+        "not_isolated": clusters_not_isolated(),
         "catalog": list(catalog_for(request.user)),
     }
     return render(request, "dashboard.html", context)

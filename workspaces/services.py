@@ -148,6 +148,7 @@ def blueprint_spec(blueprint: Blueprint) -> tuple[dict, dict[str, str]]:
         "env": {**blueprint.env, **ai_plain},
         "ports": blueprint.ports,
         "resources": blueprint.resources,
+        "network": blueprint.network,
     }
     return spec, ai_secret
 

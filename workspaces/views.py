@@ -13,20 +13,20 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
 from blueprints.models import Blueprint
+from clusters.models import Cluster
 from core.client_ip import request_client_ip
 from core.errors import ApplicationError
 from security_center.services import firewall_evaluate
 from workspaces.selectors import Workspace, workspace_for
 
 
-def _own_workspace(request: HttpRequest, workspace_id: str) -> Workspace:
+def _own_workspace(request: HttpRequest, workspace_id: str) -> tuple[Workspace, Cluster]:
     try:
-        workspace, _ = workspace_for(request.user, workspace_id)
+        return workspace_for(request.user, workspace_id)
     except ApplicationError as exc:
         if exc.status == 404:
             raise Http404("No such workspace.") from exc
         raise
-    return workspace
 
 
 def _tabs(workspace: Workspace) -> list[dict[str, str]]:
@@ -42,9 +42,10 @@ def _tabs(workspace: Workspace) -> list[dict[str, str]]:
 @login_required
 @ensure_csrf_cookie
 def terminal(request: HttpRequest, workspace_id: str) -> HttpResponse:
-    """The terminal page of one workspace; `?tab=<index>` picks a layout tab."""
+    """The terminal page of one workspace; `?tab=<index>` picks a layout tab. A workspace
+    whose cluster runs it without a sandbox says so in the bar."""
     try:
-        workspace = _own_workspace(request, workspace_id)
+        workspace, cluster = _own_workspace(request, workspace_id)
     except ApplicationError as exc:  # the cluster is unreachable: the page explains it
         return render(request, "terminal.html", {"error": exc.detail}, status=exc.status)
     tabs = _tabs(workspace)
@@ -54,7 +55,13 @@ def terminal(request: HttpRequest, workspace_id: str) -> HttpResponse:
         tab = 0
     if not 0 <= tab < len(tabs):
         raise Http404("No such tab.")
-    context = {"workspace": workspace, "tabs": tabs, "tab": tab, "tab_title": tabs[tab]["title"]}
+    context = {
+        "workspace": workspace,
+        "tabs": tabs,
+        "tab": tab,
+        "tab_title": tabs[tab]["title"],
+        "not_isolated": cluster.not_isolated,
+    }
     return render(request, "terminal.html", context)
 
 
@@ -67,7 +74,7 @@ def terminal_status(request: HttpRequest, workspace_id: str) -> JsonResponse:
     not expose why; the page asks here. Nothing is recorded (the refused handshake was).
     """
     try:
-        workspace = _own_workspace(request, workspace_id)
+        workspace, _ = _own_workspace(request, workspace_id)
     except ApplicationError as exc:
         return JsonResponse({"code": exc.code, "detail": exc.detail}, status=exc.status)
     allowed = firewall_evaluate(request_client_ip(request)).allowed

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from agent import protocol as p
-from agent.forward.request import TOKEN, ForwardError, not_answering, not_listening
+from agent.forward.request import TOKEN, ForwardError, Upstream, not_answering, not_listening
 
 BODY_CHUNK: Final = p.MAX_PAYLOAD - p.RECORD_HEADER.size
 """Body bytes per record: one record fills one DATA frame exactly."""
@@ -60,7 +60,7 @@ class Connection:
 
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    port: int
+    key: tuple[str, int]
     reused: bool = False
     idle_since: float = 0.0
 
@@ -74,18 +74,13 @@ class Connection:
 
 
 class ConnectionPool:
-    """Idle keep-alive connections by loopback port; expired ones are closed on acquire."""
+    """Idle keep-alive connections by workspace and port; expired ones are closed on acquire."""
 
     def __init__(self) -> None:
-        self._idle: dict[int, list[Connection]] = {}
+        self._idle: dict[tuple[str, int], list[Connection]] = {}
 
-    async def acquire(
-        self, host_port: int, port: int, *, fresh: bool, timeout: float
-    ) -> Connection:
-        """An idle connection to ``host_port`` (unless ``fresh``), else a new one.
-
-        ``port`` is the declared port, named in the errors.
-        """
+    async def acquire(self, upstream: Upstream, *, fresh: bool, timeout: float) -> Connection:
+        """An idle connection to ``upstream`` (unless ``fresh``), else a new one."""
         now = time.monotonic()
         for key in list(self._idle):
             alive = []
@@ -95,24 +90,23 @@ class ConnectionPool:
                 else:
                     conn.close()
             self._idle[key] = alive
-        idle = self._idle.get(host_port)
+        idle = self._idle.get(upstream.key)
         if idle and not fresh:
             conn = idle.pop()
             conn.reused = True
             return conn
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", host_port, limit=MAX_RESPONSE_HEAD), timeout
-            )
+            sock = await upstream.connect(timeout)
+            reader, writer = await asyncio.open_connection(sock=sock, limit=MAX_RESPONSE_HEAD)
         except TimeoutError:
-            raise ForwardError(504, "upstream_timeout", not_answering(port)) from None
+            raise ForwardError(504, "upstream_timeout", not_answering(upstream.port)) from None
         except OSError:
-            raise ForwardError(502, "upstream_unavailable", not_listening(port)) from None
-        return Connection(reader, writer, host_port)
+            raise ForwardError(502, "upstream_unavailable", not_listening(upstream.port)) from None
+        return Connection(reader, writer, upstream.key)
 
     def release(self, conn: Connection) -> None:
         """Keep ``conn`` for the next request after a complete exchange (or close it)."""
-        idle = self._idle.setdefault(conn.port, [])
+        idle = self._idle.setdefault(conn.key, [])
         if len(idle) >= IDLE_CONNECTIONS_PER_PORT or not conn.usable():
             conn.close()
             return

@@ -54,7 +54,7 @@ class HttpForwarder:
         records = p.RecordReader(stream.read)
         has_body = bool(request.get("body"))
         try:
-            host_port = await resolve_port(self.runtime, request)
+            upstream = await resolve_port(self.runtime, request)
             method = parse_method(request.get("method"))
             path = parse_path(request.get("path"))
             headers = end_to_end(parse_headers(request.get("headers", [])))
@@ -67,7 +67,7 @@ class HttpForwarder:
             conn: Connection | None = None
             try:
                 conn = await self._pool.acquire(
-                    host_port, port, fresh=attempt > 0, timeout=self.connect_timeout
+                    upstream, fresh=attempt > 0, timeout=self.connect_timeout
                 )
                 await self._exchange(stream, records, conn, head, method, chunked, has_body, port)
                 return

@@ -1,7 +1,8 @@
 """The OPEN request of a preview stream: what it may reach, and the errors answered instead.
 
-`resolve_port` maps the workspace id and *declared* port of a request to the loopback
-port the runtime allocated, or raises `ForwardError`: ``workspace_not_found`` (404),
+`resolve_port` maps the workspace id and *declared* port of a request to an `Upstream`
+the runtime connects to (the workspace's own loopback when it is sandboxed), or raises
+`ForwardError`: ``workspace_not_found`` (404),
 ``port_not_declared`` (404), ``workspace_not_running`` (409) or
 ``upstream_unavailable`` (502). `parse_method`, `parse_path` and `parse_headers` accept
 only what can be written on an HTTP/1.1 request line or header line (``bad_request``,
@@ -12,6 +13,8 @@ only what can be written on an HTTP/1.1 request line or header line (``bad_reque
 from __future__ import annotations
 
 import re
+import socket
+from dataclasses import dataclass
 from typing import Any, Final
 
 from agent.protocol import RUNNING
@@ -49,8 +52,25 @@ class ForwardError(Exception):
         return {"status": self.status, "headers": [], "error": self.code, "detail": self.detail}
 
 
-async def resolve_port(runtime: Runtime, request: dict[str, Any]) -> int:
-    """The loopback port serving the declared port of a running environment."""
+@dataclass(frozen=True)
+class Upstream:
+    """The app on a declared port of a running workspace, reached through the runtime
+    (a sandboxed workspace's ports are on its own loopback, not the host's)."""
+
+    runtime: Runtime
+    environment: str
+    port: int
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.environment, self.port)
+
+    async def connect(self, timeout: float) -> socket.socket:
+        return await self.runtime.connect_port(self.environment, self.port, timeout)
+
+
+async def resolve_port(runtime: Runtime, request: dict[str, Any]) -> Upstream:
+    """The app serving the declared port of a running environment."""
     env_id, port = request.get("environment"), request.get("port")
     if not isinstance(env_id, str) or not isinstance(port, int) or isinstance(port, bool):
         raise ForwardError(400, "bad_request", "environment and port are required")
@@ -67,10 +87,9 @@ async def resolve_port(runtime: Runtime, request: dict[str, Any]) -> int:
     declared = [item for item in env.get("ports") or () if item.get("port") == port]
     if not declared:
         raise ForwardError(404, "port_not_declared", f"Port {port} is not declared.")
-    host_port = declared[0].get("host_port")
-    if not host_port:
+    if not declared[0].get("host_port"):
         raise ForwardError(502, "upstream_unavailable", not_listening(port))
-    return int(host_port)
+    return Upstream(runtime, env_id, port)
 
 
 def parse_method(raw: Any) -> str:

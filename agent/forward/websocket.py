@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from agent import protocol as p
 from agent.forward.request import (
     ForwardError,
+    Upstream,
     end_to_end,
     not_answering,
     not_listening,
@@ -57,10 +58,10 @@ class WebSocketForwarder:
     async def handle(self, stream: Stream, request: dict[str, Any]) -> None:
         """Splice a WebSocket to the app onto the stream, message by message."""
         try:
-            host_port = await resolve_port(self.runtime, request)
+            upstream = await resolve_port(self.runtime, request)
             path = parse_path(request.get("path"))
             headers = parse_headers(request.get("headers", []))
-            ws = await self._dial(host_port, int(request["port"]), path, headers, request)
+            ws = await self._dial(upstream, path, headers, request)
         except ForwardError as exc:
             await stream.write(p.encode_json_record(p.REC_HEAD, {"accepted": False, **exc.head()}))
             return
@@ -89,21 +90,26 @@ class WebSocketForwarder:
 
     async def _dial(
         self,
-        host_port: int,
-        port: int,
+        upstream: Upstream,
         path: str,
         headers: list[tuple[str, str]],
         request: dict[str, Any],
     ) -> ClientConnection:
         by_name = {n.lower(): v for n, v in headers}
-        authority = by_name.get("host") or f"127.0.0.1:{host_port}"
+        port = upstream.port
+        authority = by_name.get("host") or f"127.0.0.1:{port}"
         extra = [(n, v) for n, v in end_to_end(headers) if n.lower() not in _HANDSHAKE_HEADERS]
         subprotocols = [s for s in request.get("subprotocols") or [] if isinstance(s, str)]
         try:
+            sock = await upstream.connect(self.connect_timeout)
+        except TimeoutError:
+            raise ForwardError(504, "upstream_timeout", not_answering(port)) from None
+        except OSError:
+            raise ForwardError(502, "upstream_unavailable", not_listening(port)) from None
+        try:
             return await connect(
                 f"ws://{authority}{path}",
-                host="127.0.0.1",
-                port=host_port,
+                sock=sock,
                 origin=by_name.get("origin"),  # type: ignore[arg-type]
                 additional_headers=extra,
                 user_agent_header=by_name.get("user-agent"),

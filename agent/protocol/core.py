@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -46,6 +47,9 @@ STREAM_KINDS: Final = frozenset({"rpc", "shell", "http", "websocket"})
 MESSAGE_TYPES: Final = frozenset({"hello", "ping", "pong", "event"})
 EVENT_UPDATED: Final = "environment.updated"
 EVENT_DELETED: Final = "environment.deleted"
+TUNNEL_CLOSE_REVOKED: Final = 4403
+"""WebSocket close code of a live tunnel whose agent token was rotated or whose cluster
+was deleted: the agent must be restarted with a new token (it keeps retrying meanwhile)."""
 
 
 class ProtocolError(Exception):
@@ -328,15 +332,25 @@ def decode_message(text: str) -> dict[str, Any]:
 
 
 def hello_message(
-    *, version: str, runtime: str, capabilities: list[str], environments: int
+    *,
+    version: str,
+    runtime: str,
+    capabilities: list[str],
+    environments: int,
+    isolation: Mapping[str, str],
 ) -> dict[str, Any]:
-    """First message the agent sends on every connection."""
+    """First message the agent sends on every connection.
+
+    ``isolation`` says how the runtime keeps workspaces apart (``sandbox``, ``network``,
+    ``limits``; the values of `agent.protocol.ISOLATION`).
+    """
     return {
         "type": "hello",
         "version": version,
         "runtime": runtime,
         "capabilities": list(capabilities),
         "environments": environments,
+        "isolation": dict(isolation),
     }
 
 
@@ -512,6 +526,7 @@ __all__ = [
     "MESSAGE_TYPES",
     "OPEN",
     "STREAM_KINDS",
+    "TUNNEL_CLOSE_REVOKED",
     "Frame",
     "ProtocolError",
     "ReceiveWindow",

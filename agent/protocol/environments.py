@@ -1,9 +1,11 @@
-"""The vocabulary of environments that both sides speak: metadata tags, statuses, phases.
+"""The vocabulary of environments that both sides speak: metadata tags, statuses, phases,
+isolation mechanisms.
 
 A workspace is an environment in the data plane carrying these tags (DESIGN §2, named
 exactly as in the reference product); the agent reports one of `STATUSES` and, while
-provisioning, one of `PHASES`. The portal and the agent import these names from here
-and nowhere else.
+provisioning, one of `PHASES`, and says in its `hello` how its runtime isolates
+workspaces (`ISOLATION`). The portal and the agent import these names from here and
+nowhere else.
 """
 
 from __future__ import annotations
@@ -41,6 +43,35 @@ ACTIVE_STATUSES: Final = (RUNNING, DEPLOYING)
 PHASES: Final = ("validating", "creating", "cloning", "configuring", "deploying", "finalizing")
 """Provisioning phases, in order, reported while the status is `deploying`."""
 
+# -- isolation -------------------------------------------------------------------------------
+
+SANDBOX_NONE: Final = "none"
+"""The `sandbox` an agent reports when workspaces run as plain processes of one user."""
+ISOLATION: Final = {
+    "sandbox": frozenset({"bubblewrap", SANDBOX_NONE}),
+    "network": frozenset({"private", "shared"}),
+    "limits": frozenset({"cgroup", "prlimit", "none"}),
+}
+"""What the agent's `hello` may say of how its runtime keeps workspaces apart: each
+mechanism and the values it may take (`agent.runtimes.base.Runtime.isolation`)."""
+
+
+def known_isolation(report: object) -> dict[str, str]:
+    """The known mechanisms of an isolation report with their known values.
+
+    Anything else (an unknown key, a value outside `ISOLATION`, a report that is not an
+    object) is dropped, so a newer or misbehaving agent can never make the portal show
+    a mechanism it does not know as a protection.
+    """
+    if not isinstance(report, dict):
+        return {}
+    return {
+        key: value
+        for key, values in ISOLATION.items()
+        if isinstance(value := report.get(key), str) and value in values
+    }
+
+
 __all__ = [
     "ACTIVE_STATUSES",
     "BLUEPRINT_ID_TAG",
@@ -48,13 +79,16 @@ __all__ = [
     "DELETING",
     "DEPLOYING",
     "ERROR",
+    "ISOLATION",
     "NAME_TAG",
     "OWNER_TAG",
     "PHASES",
     "PUBLISHED_FROM_TAG",
     "PUBLISHED_SUBDOMAIN_TAG",
     "RUNNING",
+    "SANDBOX_NONE",
     "STATUSES",
     "STOPPED",
     "STOPPING",
+    "known_isolation",
 ]

@@ -12,7 +12,11 @@ them.
 from __future__ import annotations
 
 import abc
+import asyncio
+import socket
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from agent.protocol import RpcError
@@ -34,6 +38,33 @@ runtime raises is what the RPC dispatcher answers, code and message unchanged.
 """
 
 
+async def connect_loopback(port: int, timeout: float) -> socket.socket:
+    """A non-blocking TCP socket connected to ``127.0.0.1:port``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await asyncio.wait_for(
+            asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port)), timeout
+        )
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+@dataclass(frozen=True)
+class ShellTarget:
+    """Where an interactive shell of a workspace starts (`Runtime.shell_context`).
+
+    ``sandbox`` is the environment's directory when its init must start the shell
+    inside the workspace's sandbox; ``None`` when the agent starts it itself.
+    """
+
+    cwd: str
+    env: dict[str, str]
+    sandbox: Path | None = None
+
+
 class Runtime(abc.ABC):
     """Lifecycle of environments in one data plane.
 
@@ -45,6 +76,30 @@ class Runtime(abc.ABC):
     capabilities: tuple[str, ...] = ()
     on_event: EventCallback | None = None
     """Called after every persisted change; must not block (the tunnel queues it)."""
+
+    @property
+    def isolation(self) -> dict[str, str]:
+        """How this runtime keeps workspaces apart, as the agent's ``hello`` reports it.
+
+        ``sandbox``: ``bubblewrap`` (or the runtime's own mechanism) or ``none``;
+        ``network``: ``private`` (a network namespace per workspace) or ``shared``;
+        ``limits``: how blueprint resources are enforced, ``cgroup``, ``prlimit`` or
+        ``none``. The portal shows a red "not isolated" badge when ``sandbox`` is ``none``.
+        """
+        return {"sandbox": "none", "network": "shared", "limits": "none"}
+
+    async def connect_port(self, env_id: str, port: int, timeout: float) -> socket.socket:
+        """A non-blocking socket connected to the app on declared ``port`` of ``env_id``.
+
+        Raises ``ConnectionRefusedError`` when nothing listens, ``TimeoutError``, or
+        another ``OSError``. By default: the port's ``host_port`` on this host's loopback.
+        """
+        env = await self.get(env_id)
+        declared = [p for p in env.get("ports") or () if p.get("port") == port]
+        host_port = declared[0].get("host_port") if declared else None
+        if not host_port:
+            raise ConnectionRefusedError(f"port {port} is not served")
+        return await connect_loopback(int(host_port), timeout)
 
     @abc.abstractmethod
     async def load(self) -> None:

@@ -14,7 +14,7 @@ import os
 import shutil
 import signal
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -141,9 +141,17 @@ def tail_lines(log_dir: Path, tail: int) -> list[str]:
 
 
 async def spawn(
-    argv: list[str], *, cwd: Path, env: Mapping[str, str], log_dir: Path
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    log_dir: Path,
+    preexec: Callable[[], None] | None = None,
 ) -> asyncio.subprocess.Process:
     """Start ``argv`` in a new session (its own process group), output to the log.
+
+    ``preexec`` runs in the child before exec (resource limits; plain ``os`` and
+    ``resource`` calls only).
 
     Cancellation never leaves an unsupervised process: if the caller is
     cancelled while the process is being created, its group is killed.
@@ -159,6 +167,7 @@ async def spawn(
                 stdout=fd,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=preexec,
             )
         )
         try:
@@ -173,13 +182,19 @@ async def spawn(
 
 
 async def run_logged(
-    argv: list[str], *, cwd: Path, env: Mapping[str, str], log_dir: Path, timeout: float
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    log_dir: Path,
+    timeout: float,
+    preexec: Callable[[], None] | None = None,
 ) -> int:
     """Run a command to completion with its output in the log; returns its exit code.
 
     On timeout or cancellation the whole process group is killed first.
     """
-    proc = await spawn(argv, cwd=cwd, env=env, log_dir=log_dir)
+    proc = await spawn(argv, cwd=cwd, env=env, log_dir=log_dir, preexec=preexec)
     try:
         return await asyncio.wait_for(proc.wait(), timeout)
     except (TimeoutError, asyncio.CancelledError):
@@ -209,3 +224,23 @@ async def port_accepts(port: int) -> bool:
     with contextlib.suppress(OSError):
         await writer.wait_closed()
     return True
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every live process below it (blocking: reads ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, ()))
+    return found

@@ -15,8 +15,19 @@ from typing import Any, Final
 from agent.runtimes.base import INVALID_PARAMS, INVALID_SPEC, RuntimeFailure
 
 SPEC_KEYS: Final = frozenset(
-    {"image", "start_command", "setup_script", "git_repository", "env", "ports", "resources"}
+    {
+        "image",
+        "start_command",
+        "setup_script",
+        "git_repository",
+        "env",
+        "ports",
+        "resources",
+        "network",
+    }
 )
+NETWORKS: Final = ("outbound", "none")
+"""A workspace's network: the internet but not the host (``outbound``), or none."""
 MAX_SPEC_BYTES: Final = 64 * 1024
 MAX_ENV_VARS: Final = 256
 MAX_PORTS: Final = 16
@@ -84,6 +95,14 @@ def _ports(value: Any) -> list[dict[str, Any]]:
     return result
 
 
+def _network(value: Any) -> str:
+    if value in (None, ""):
+        return NETWORKS[0]
+    if value not in NETWORKS:
+        raise _fail(f"network must be one of {', '.join(NETWORKS)}")
+    return value
+
+
 def _resources(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
@@ -117,6 +136,7 @@ def validate_spec(spec: Any, *, allow_file_git: bool = False) -> dict[str, Any]:
         "env": env,
         "ports": _ports(spec.get("ports")),
         "resources": _resources(spec.get("resources")),
+        "network": _network(spec.get("network")),
     }
     if len(json.dumps(result)) > MAX_SPEC_BYTES:
         raise _fail(f"spec is larger than {MAX_SPEC_BYTES} bytes")

@@ -88,6 +88,7 @@ def events():
 async def runtime(tmp_path, events):
     rt = LocalRuntime(
         tmp_path,
+        sandbox=None,  # the runtime's own mechanics; agent/tests/test_sandbox.py sandboxes
         on_event=lambda kind, env: events.append((kind, env)),
         stop_grace=2.0,
         poll_interval=0.05,

@@ -14,7 +14,7 @@ from websockets.asyncio.server import serve
 from agent import protocol as p
 from agent.forward import Forwarder
 from agent.multiplex import Multiplexer
-from agent.runtimes.base import NOT_FOUND, RuntimeFailure
+from agent.runtimes.base import NOT_FOUND, Runtime, RuntimeFailure
 
 BIG = bytes(range(256)) * 16384  # 4 MiB
 
@@ -99,6 +99,8 @@ class App:
 
 
 class FakeRuntime:
+    connect_port = Runtime.connect_port  # the host_port on the loopback
+
     def __init__(self, ports: dict[int, int | None], status: str = "running") -> None:
         self.ports = ports
         self.status = status

@@ -155,14 +155,14 @@ async def test_delete_during_provisioning(runtime):
 
 
 async def test_restarted_agent_adopts_running_environment(tmp_path):
-    first = LocalRuntime(tmp_path, poll_interval=0.05)
+    first = LocalRuntime(tmp_path, sandbox=None, poll_interval=0.05)
     await first.load()
     try:
         env = await first.create(HTTP_SPEC, TAGS)
         env = await wait_status(first, env["id"], "running")
         await first.shutdown()
 
-        second = LocalRuntime(tmp_path, poll_interval=0.05, stop_grace=2)
+        second = LocalRuntime(tmp_path, sandbox=None, poll_interval=0.05, stop_grace=2)
         await second.load()
         adopted = await second.get(env["id"])
         assert adopted["status"] == "running"
@@ -177,7 +177,7 @@ async def test_restarted_agent_adopts_running_environment(tmp_path):
 
         pid = json.loads((tmp_path / "environments" / env["id"] / "environment.json").read_text())
         await second.shutdown()
-        third = LocalRuntime(tmp_path, poll_interval=0.05)
+        third = LocalRuntime(tmp_path, sandbox=None, poll_interval=0.05)
         await third.load()
         assert (await third.get(env["id"]))["status"] == "running"
         os.killpg(pid["pid"], signal.SIGKILL)
@@ -198,7 +198,7 @@ async def test_recovery_of_interrupted_states(tmp_path):
     write_environment(root, "env-000000000004", status="stopping", pid=dead_pid)
     (root / "env-00000000000f").mkdir()  # no environment.json: skipped
     (root / "not-an-env").mkdir()
-    rt = LocalRuntime(tmp_path)
+    rt = LocalRuntime(tmp_path, sandbox=None)
     await rt.load()
     try:
         states = {e["id"]: (e["status"], e["error"]) for e in await rt.list()}
@@ -236,7 +236,7 @@ async def test_list_of_2000_environments_uses_the_index(tmp_path):
     for i in range(2000):
         owner = f"user{i % 50}@example.com"
         write_environment(root, f"env-{i:012x}", metadata={"RDE_OWNER_EMAIL": owner, "N": str(i)})
-    rt = LocalRuntime(tmp_path)
+    rt = LocalRuntime(tmp_path, sandbox=None)
     await rt.load()
     try:
         assert rt.count() == 2000
@@ -281,7 +281,7 @@ async def test_operations_on_different_environments_run_concurrently(runtime):
 
 
 async def test_stop_kills_after_grace_period(tmp_path):
-    rt = LocalRuntime(tmp_path, stop_grace=0.3)
+    rt = LocalRuntime(tmp_path, sandbox=None, stop_grace=0.3)
     await rt.load()
     try:
         env = await rt.create({"start_command": "trap '' TERM; sleep 60 & wait"})
@@ -358,7 +358,7 @@ async def test_git_clone(tmp_path):
         proc = await asyncio.create_subprocess_exec(*git, *cmd, cwd=origin)
         assert await proc.wait() == 0
     (origin / "README").write_text("from origin")
-    rt = LocalRuntime(tmp_path / "data", allow_file_git=True)
+    rt = LocalRuntime(tmp_path / "data", sandbox=None, allow_file_git=True)
     await rt.load()
     try:
         env = await rt.create({"git_repository": f"file://{origin}", "start_command": ""})

@@ -97,7 +97,14 @@ def test_close_reason_is_truncated_to_fit():
 
 
 def test_messages_round_trip():
-    hello = p.hello_message(version="1", runtime="local", capabilities=["rpc"], environments=2)
+    hello = p.hello_message(
+        version="1",
+        runtime="local",
+        capabilities=["rpc"],
+        environments=2,
+        isolation={"sandbox": "bubblewrap", "network": "private", "limits": "cgroup"},
+    )
+    assert hello["isolation"] == {"sandbox": "bubblewrap", "network": "private", "limits": "cgroup"}
     for obj in [
         hello,
         p.ping_message(12.5),
@@ -105,6 +112,26 @@ def test_messages_round_trip():
         p.event_message(p.EVENT_UPDATED, {"id": "env-1"}),
     ]:
         assert p.decode_message(p.encode_message(obj)) == obj
+
+
+@pytest.mark.parametrize(
+    ("report", "known"),
+    [
+        (
+            {"sandbox": "bubblewrap", "network": "private", "limits": "prlimit"},
+            {"sandbox": "bubblewrap", "network": "private", "limits": "prlimit"},
+        ),
+        ({"sandbox": "none", "network": "shared", "limits": "none"}, None),
+        ({"sandbox": "None", "network": "PRIVATE", "limits": "cgroup "}, {}),
+        ({"sandbox": "bubblewrap" * 100, "network": 1, "limits": ["cgroup"]}, {}),
+        ({"sandbox": "gvisor", "network": "private", "extra": "x"}, {"network": "private"}),
+        (["sandbox", "bubblewrap"], {}),
+        (None, {}),
+        ("bubblewrap", {}),
+    ],
+)
+def test_only_known_isolation_mechanisms_and_values_are_kept(report, known):
+    assert p.known_isolation(report) == (report if known is None else known)
 
 
 @pytest.mark.parametrize(

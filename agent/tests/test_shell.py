@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import os
 import re
+from pathlib import Path
 
 import pytest
 
 from agent import protocol as p
 from agent.multiplex import Multiplexer
-from agent.runtimes.base import CONFLICT, NOT_FOUND, RuntimeFailure
+from agent.runtimes.base import CONFLICT, NOT_FOUND, RuntimeFailure, ShellTarget
 from agent.shell import ShellService
 from agent.tests.conftest import wait_status, wait_until
 
@@ -36,7 +37,7 @@ class FakeRuntime:
         if self.status[env_id] != "running":
             raise RuntimeFailure(CONFLICT, f"environment is {self.status[env_id]}")
         env = {"PATH": os.environ["PATH"], "HOME": str(self.home), "SECRET_X": "s3cret"}
-        return self.home, {**env, "LANG": "C.UTF-8", "PORT": "4321"}
+        return ShellTarget(cwd=str(self.home), env={**env, "LANG": "C.UTF-8", "PORT": "4321"})
 
 
 class Client:
@@ -273,8 +274,9 @@ async def test_malformed_records_close_only_that_stream(portal, service):
 async def test_local_runtime_shell_context(runtime):
     env = await runtime.create({"env": {"GREETING": "hi"}}, {}, {"AI_KEY": "k"})
     await wait_status(runtime, env["id"], "running")
-    home, shell_env = runtime.shell_context(env["id"])
-    assert home.is_dir() and home.name == "home"
+    target = runtime.shell_context(env["id"])
+    home, shell_env = Path(target.cwd), target.env
+    assert home.is_dir() and home.name == "home" and target.sandbox is None
     assert shell_env["GREETING"] == "hi" and shell_env["AI_KEY"] == "k"
     assert shell_env["HOME"] == str(home)
     await runtime.stop(env["id"])

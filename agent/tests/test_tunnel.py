@@ -140,8 +140,12 @@ async def test_hello_rpc_ping_and_refused_kinds(runtime):
     hello = portal.hellos[0]
     assert hello["type"] == "hello" and hello["runtime"] == "local"
     assert hello["environments"] == 1 and "rpc" in hello["capabilities"]
+    assert hello["isolation"] == runtime.isolation
+    assert set(hello["isolation"]) == {"sandbox", "network", "limits"}
+    assert p.known_isolation(hello["isolation"]) == hello["isolation"]
     assert [e["id"] for e in outcome["list"]] == [env["id"]]
     assert outcome["info"]["environments"] == 1
+    assert outcome["info"]["isolation"] == hello["isolation"]
     assert outcome["missing"] == "not_found"
     assert outcome["unknown"] == "unknown_method"
     assert outcome["shell"] == (p.CLOSE, 9, p.CLOSE_PROTOCOL_ERROR)  # no environment named
@@ -151,7 +155,7 @@ async def test_hello_rpc_ping_and_refused_kinds(runtime):
 async def test_large_rpc_response_is_chunked_and_waits_for_credit(tmp_path):
     for i in range(300):
         write_environment(tmp_path / "environments", f"env-{i:012x}", metadata={"PAD": "x" * 1000})
-    runtime = LocalRuntime(tmp_path)
+    runtime = LocalRuntime(tmp_path, sandbox=None)
     await runtime.load()
     seen = {}
 
@@ -248,6 +252,29 @@ async def test_rejected_token_is_retried_slowly_and_never_logged(runtime, caplog
     agent_lines = [r.getMessage() for r in caplog.records if r.name.startswith("agent")]
     assert any("> User-Agent" in line for line in agent_lines)  # handshake debug is on
     assert not [line for line in agent_lines if "wrong-token-value" in line]
+
+
+async def test_revoked_token_is_logged_then_refused_and_retried_with_backoff(runtime, caplog):
+    """The portal closes a live tunnel with TUNNEL_CLOSE_REVOKED (token rotated): the agent
+    says so, redials, is refused from then on and keeps retrying without spinning."""
+    caplog.set_level(logging.INFO)
+
+    async def script(ws, n):
+        portal.token = "the-rotated-token"  # from now on the old token is refused
+        await ws.close(p.TUNNEL_CLOSE_REVOKED, "credentials revoked: token_rotated")
+
+    portal = FakePortal(script)
+    async with portal.running() as url, agent_tunnel(url, runtime, backoff_cap=0.2) as tunnel:
+        await wait_until(lambda: portal.rejected >= 3, timeout=10)
+        started, rejected = time.monotonic(), portal.rejected
+        await asyncio.sleep(1.0)
+        per_second = (portal.rejected - rejected) / (time.monotonic() - started)
+        assert per_second <= 1 / 0.2 + 1  # each refusal waits [cap, 2·cap]: no tight loop
+        assert portal.rejected > rejected  # ... and it never gives up
+        assert tunnel.connections == 1
+    assert "the portal revoked the agent token (credentials revoked: token_rotated)" in caplog.text
+    assert "the portal rejected the agent token (HTTP 401)" in caplog.text
+    assert TOKEN not in caplog.text
 
 
 async def test_shutdown_on_sigterm_leaves_workspaces_running(tmp_path):

@@ -145,6 +145,7 @@ class AdminBlueprintSerializer(serializers.ModelSerializer):
             "env",
             "ports",
             "resources",
+            "network",
             "naming_template",
             "layout",
             "ai_tool_command",

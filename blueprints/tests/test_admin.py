@@ -217,4 +217,5 @@ def test_state_actions_call_the_service(console, action, start, expected):
 def test_settings_no_runtime_applies_yet_say_so(console):
     page = console.get(change_url(BlueprintFactory())).content.decode()
     assert page.count("Not applied yet:") == len(BlueprintAdmin.not_applied)
-    assert "the local runtime enforces no memory limit." in page
+    assert "only a Kubernetes runtime uses it" in page
+    assert "enforces no memory limit" not in page  # the local runtime enforces resources

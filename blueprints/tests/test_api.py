@@ -272,11 +272,13 @@ def test_admin_update_replaces_access_rules_and_fields(api_client, admin_member,
             "access_rules": [{"kind": "email", "value": "Ann@Example.com"}],
             "resources": {"memory": "8Gi"},
             "env": {"A": "1"},
+            "network": "none",
         },
         format="json",
     )
 
     assert response.status_code == 200, response.json()
+    assert response.json()["network"] == "none"
     assert response.json()["access_rules"] == [{"kind": "email", "value": "ann@example.com"}]
     assert response.json()["resources"] == {"cpu": "1", "memory": "8Gi", "storage": "10Gi"}
     assert list(blueprint.access_rules.values_list("kind", "value")) == [
@@ -297,6 +299,7 @@ def test_admin_update_replaces_access_rules_and_fields(api_client, admin_member,
         ({"git_repository": "ftp://x"}, "git_repository"),
         ({"ai_tool_command": ""}, "ai_tool_command"),
         ({"key": ""}, "key"),
+        ({"network": "intranet"}, "network"),
     ],
 )
 def test_admin_create_invalid(api_client, admin_member, cluster, changes, field):

@@ -4,12 +4,40 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from agent.protocol import ISOLATION
 from clusters.models import Cluster
+
+
+class IsolationSerializer(serializers.Serializer):
+    """How the agent's runtime keeps workspaces apart, as its last `hello` said (a
+    mechanism it did not report, or reported with a value the portal does not know, is
+    absent)."""
+
+    sandbox = serializers.ChoiceField(
+        choices=sorted(ISOLATION["sandbox"]),
+        required=False,
+        help_text="`none`: workspaces run as plain processes and can reach each other.",
+    )
+    network = serializers.ChoiceField(
+        choices=sorted(ISOLATION["network"]),
+        required=False,
+        help_text="`private`: a network namespace per workspace; `shared`: the host's.",
+    )
+    limits = serializers.ChoiceField(
+        choices=sorted(ISOLATION["limits"]),
+        required=False,
+        help_text="How blueprint resources are enforced.",
+    )
 
 
 class ClusterSerializer(serializers.ModelSerializer):
     status = serializers.CharField(
         read_only=True, help_text="`connected` while the agent's tunnel is up, else `disconnected`."
+    )
+    isolation = IsolationSerializer(read_only=True)
+    isolated = serializers.BooleanField(
+        read_only=True,
+        help_text="True only while a connected agent reports a sandbox other than `none`.",
     )
 
     class Meta:
@@ -20,10 +48,20 @@ class ClusterSerializer(serializers.ModelSerializer):
             "status",
             "runtime",
             "agent_version",
+            "isolation",
+            "isolated",
             "last_seen_at",
             "created_at",
         ]
-        read_only_fields = ["status", "runtime", "agent_version", "last_seen_at", "created_at"]
+        read_only_fields = [
+            "status",
+            "runtime",
+            "agent_version",
+            "isolation",
+            "isolated",
+            "last_seen_at",
+            "created_at",
+        ]
         # Name uniqueness and format are the model's rules, checked by the service.
         extra_kwargs = {"name": {"validators": []}}
 

@@ -42,6 +42,25 @@ def test_cluster_pages_render_without_the_token_hash(console):
     assert cluster.token_prefix in changelist
 
 
+def test_pages_show_the_isolation_and_a_red_badge_without_a_sandbox(console):
+    bare = ClusterFactory(isolation={"sandbox": "none", "network": "shared", "limits": "none"})
+    boxed = ClusterFactory(
+        isolation={"sandbox": "bubblewrap", "network": "private", "limits": "cgroup"}
+    )
+    changelist = console.get(url(Cluster, "changelist")).content.decode()
+    assert changelist.count("Workspaces are not isolated") == 1
+    assert "sandbox: none · network: shared · limits: none" in changelist
+    assert "sandbox: bubblewrap · network: private · limits: cgroup" in changelist
+
+    page = console.get(url(Cluster, "change", bare.pk)).content.decode()
+    assert "Workspaces are not isolated" in page and "sandbox: none" in page
+    page = console.get(url(Cluster, "change", boxed.pk)).content.decode()
+    assert "Workspaces are not isolated" not in page and "sandbox: bubblewrap" in page
+    silent = ClusterFactory()
+    page = console.get(url(Cluster, "change", silent.pk)).content.decode()
+    assert "sandbox: unknown" in page and "Workspaces are not isolated" not in page
+
+
 def test_pages_are_refused_to_a_member(client):
     cluster = ClusterFactory()
     client.force_login(UserFactory())

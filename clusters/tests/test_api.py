@@ -1,6 +1,7 @@
 """API of the admins' clusters: agent tokens are shown only on create and rotate."""
 
 import pytest
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from clusters.models import Cluster
@@ -60,9 +61,12 @@ def test_cluster_create_shows_token_once(api_client, admin_member):
         "status",
         "runtime",
         "agent_version",
+        "isolation",
+        "isolated",
         "last_seen_at",
         "created_at",
     }
+    assert (detail.json()["isolation"], detail.json()["isolated"]) == ({}, False)
     assert AuditEvent.objects.filter(action="cluster.create", target_id="edge").exists()
 
 
@@ -113,6 +117,28 @@ def test_cluster_delete(api_client, admin_member):
     assert response.status_code == 204
     assert not Cluster.objects.exists()
     assert AuditEvent.objects.filter(action="cluster.delete", target_id="edge").exists()
+
+
+def test_isolation_is_shown_read_only(api_client, admin_member):
+    reported = {"sandbox": "bubblewrap", "network": "private", "limits": "prlimit"}
+    ClusterFactory(
+        name="edge", isolation=reported, tunnel_channel="specific.x", last_seen_at=timezone.now()
+    )
+    ClusterFactory(name="bare", isolation={"sandbox": "none"})
+    api_client.force_authenticate(admin_member)
+
+    edge = api_client.get("/api/v1/admin/clusters/edge").json()
+    bare = api_client.get("/api/v1/admin/clusters/bare").json()
+    api_client.patch("/api/v1/admin/clusters/edge", {"isolation": {}}, format="json")
+
+    assert (edge["isolation"], edge["isolated"]) == (reported, True)
+    assert (bare["isolation"], bare["isolated"]) == ({"sandbox": "none"}, False)
+    assert Cluster.objects.get(name="edge").isolation == reported
+    schema = api_client.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
+    cluster = schema["components"]["schemas"]["Cluster"]
+    assert cluster["properties"]["isolation"]["readOnly"] is True
+    isolation = schema["components"]["schemas"]["Isolation"]["properties"]
+    assert set(isolation) == {"sandbox", "network", "limits"}
 
 
 def test_unknown_cluster_is_not_found(api_client, admin_member):

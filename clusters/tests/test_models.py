@@ -66,6 +66,28 @@ def test_cluster_is_connected_only_with_a_live_tunnel(channel, seen_ago, connect
     assert cluster.status == ("connected" if connected else "disconnected")
 
 
+@pytest.mark.parametrize(
+    ("isolation", "connected", "isolated", "not_isolated"),
+    [
+        ({"sandbox": "bubblewrap", "network": "private", "limits": "cgroup"}, True, True, False),
+        ({"sandbox": "bubblewrap"}, False, False, False),  # nobody vouches for it now
+        ({"sandbox": "none", "network": "shared", "limits": "none"}, True, False, True),
+        ({"sandbox": "none"}, False, False, True),  # its workspaces still run unsandboxed
+        ({}, True, False, False),  # an agent that says nothing is not isolated
+    ],
+)
+def test_isolated_only_while_a_connected_agent_reports_a_sandbox(
+    isolation, connected, isolated, not_isolated
+):
+    cluster = ClusterFactory.build(
+        isolation=isolation,
+        tunnel_channel="specific.abc!def" if connected else "",
+        last_seen_at=timezone.now(),
+    )
+    assert cluster.isolated is isolated
+    assert cluster.not_isolated is not_isolated
+
+
 def test_str():
     cluster = ClusterFactory(name="local")
     assert str(cluster) == "local"

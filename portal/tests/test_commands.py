@@ -1,8 +1,10 @@
 """Management commands: issue_api_token, ensure_admin, createsuperuser, seed_demo."""
 
 import io
+import os
 import re
 import stat
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -14,6 +16,7 @@ from accounts.models import ApiToken, User
 from accounts.tests.factories import UserFactory
 from audit.models import AuditEvent
 from blueprints.choices import BlueprintState
+from blueprints.management.commands import seed_demo
 from blueprints.management.commands.seed_demo import DEMO_START
 from blueprints.models import Blueprint
 from clusters.models import Cluster
@@ -164,4 +167,40 @@ def test_seed_demo_rotates_the_token_to_fill_a_missing_token_file(tmp_path):
     new_hash = Cluster.objects.get().token_hash
     assert new_hash != old_hash
     assert hash_secret(token_file.read_text()) == new_hash
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+
+
+def test_seed_demo_token_file_is_never_readable_by_others_not_even_briefly(tmp_path, monkeypatch):
+    """Written whole under a temporary name that is 0600 from its creation, then renamed:
+    at no moment does `agent.token` exist with a looser mode or a partial token, even
+    under a umask that would let everyone read a file created plainly."""
+    token_file = tmp_path / "var-agent" / "agent.token"
+    run("seed_demo")  # the cluster exists, the token file does not: rotated to fill it
+    seen = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        assert not token_file.exists()
+        seen.append((stat.S_IMODE(os.stat(src).st_mode), Path(src).read_text()))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(seed_demo.os, "replace", replace)
+    old_umask = os.umask(0)
+    try:
+        run("seed_demo", "--token-file", str(token_file))
+    finally:
+        os.umask(old_umask)
+    raw = token_file.read_text()
+    assert seen == [(0o600, raw)]
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(token_file.parent.stat().st_mode) == 0o700
+    assert hash_secret(raw) == Cluster.objects.get(name="local").token_hash
+    assert [path.name for path in token_file.parent.iterdir()] == ["agent.token"]
+
+
+def test_seed_demo_tightens_an_existing_token_file(tmp_path):
+    token_file = tmp_path / "agent.token"
+    run("seed_demo", "--token-file", str(token_file))
+    token_file.chmod(0o644)
+    run("seed_demo", "--token-file", str(token_file))
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600

@@ -116,6 +116,52 @@ def test_debug_without_configuration_generates_keys_once_with_mode_0600(tmp_path
     assert second["secret_key"] == first["secret_key"]
 
 
+def test_the_embedded_sqlite_database_is_private_before_sqlite_opens_it(tmp_path):
+    """The database file exists, 0600, as soon as the settings load (SQLite would create it
+    under the umask, 0644), its directory 0700, and stays so once migrated; SQLite gives its
+    write-ahead log and shared memory the database file's mode."""
+    var = tmp_path / "var"
+    dump({"DEBUG": "true"}, tmp_path)
+    database = var / "portal.sqlite3"
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    assert stat.S_IMODE(var.stat().st_mode) == 0o700
+    # Listed while migrate's connection is still open, so the WAL files exist.
+    list_modes = (
+        SETUP + "; import json, stat; from pathlib import Path; "
+        "from django.core.management import call_command; call_command('migrate', verbosity=0); "
+        f"print(json.dumps({{p.name: stat.S_IMODE(p.stat().st_mode) for p in Path({str(var)!r})"
+        ".glob('portal.sqlite3*')}))"
+    )
+    result = run(list_modes, {"DEBUG": "true"}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    modes = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "portal.sqlite3-wal" in modes
+    assert modes == dict.fromkeys(modes, 0o600)
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+
+
+def test_files_an_older_checkout_left_readable_are_made_private(tmp_path):
+    var = tmp_path / "var"
+    var.mkdir()
+    for name, content in [
+        ("secret_key", "s" * 50),
+        ("encryption.key", a_key()),
+        ("portal.sqlite3", ""),
+    ]:
+        (var / name).write_text(content)
+        (var / name).chmod(0o644)
+    settings = dump({"DEBUG": "true"}, tmp_path)
+    assert settings["secret_key"] == "s" * 50  # kept, only its mode changed
+    for name in ("secret_key", "encryption.key", "portal.sqlite3"):
+        assert stat.S_IMODE((var / name).stat().st_mode) == 0o600, name
+
+
+def test_a_configured_database_creates_no_sqlite_file(tmp_path):
+    env = {"DEBUG": "true", "DATABASE_URL": "postgres://enclave:pw@db.example.com:5432/enclave"}
+    dump(env, tmp_path)
+    assert not (tmp_path / "var" / "portal.sqlite3").exists()
+
+
 def test_configured_keys_are_used_verbatim(tmp_path):
     keys = f"{a_key('k1')},{a_key('k2')}"
     settings = dump({**PRODUCTION, "PORTAL_ENCRYPTION_KEYS": keys}, tmp_path)

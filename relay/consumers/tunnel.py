@@ -7,11 +7,19 @@ Promises:
   (HTTP 403), and the token is never logged.
 * One tunnel per cluster: a new connection replaces the older one, in this process
   or another (the older consumer is told through the channel layer and closes).
+* A tunnel never outlives its credential: rotating the cluster's token or deleting the
+  cluster closes it at once with `TUNNEL_CLOSE_REVOKED` (4403), in whichever process
+  holds it (`revoke_tunnel`, registered as the clusters' tunnel closer); the consumer
+  also re-checks its token once it holds the tunnel and at every `last_seen_at`
+  refresh, so a revocation it was not told of ends it within seconds. Each such close
+  is logged and audited (`cluster.tunnel_closed`).
 * While connected, `Cluster.tunnel_channel` names this consumer and `last_seen_at`
   is refreshed at every heartbeat; a tunnel silent for 45 s is closed. On any end
   the channel is cleared (only if still ours) and every open stream is ended, so
   callers fail fast instead of hanging.
-* Agent `event` messages invalidate the discovery cache of the cluster.
+* Agent `event` messages invalidate the discovery cache of the cluster; its `hello`
+  is recorded, isolation report included (`clusters.services.tunnel_hello` keeps only
+  what it knows).
 * Nothing here waits on the database in the frame path: database writes run in
   background tasks on their own threads, so a busy ORM thread can never stall frames.
 """
@@ -24,11 +32,21 @@ import logging
 import time
 from typing import Any
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
 from agent import protocol as p
 from agent.multiplex import Multiplexer
+from clusters.choices import TunnelCloseReason
 from clusters.models import Cluster
-from clusters.selectors import cluster_for_token
-from clusters.services import tunnel_claim, tunnel_hello, tunnel_release, tunnel_touch
+from clusters.selectors import cluster_for_token, cluster_token_revocation
+from clusters.services import (
+    tunnel_claim,
+    tunnel_closed,
+    tunnel_hello,
+    tunnel_release,
+    tunnel_touch,
+)
 from relay.consumers.base import LeanWebsocketConsumer, db_async
 from relay.streams import LOCAL_TUNNELS, LocalTunnel, RelayPump
 from workspaces.selectors import discovery_invalidate
@@ -45,6 +63,30 @@ _record_hello = db_async(tunnel_hello)
 _touch = db_async(tunnel_touch)
 _release = db_async(tunnel_release)
 _invalidate = db_async(discovery_invalidate)
+_revocation = db_async(cluster_token_revocation)
+_record_closed = db_async(tunnel_closed)
+
+
+def revoke_tunnel(*, cluster_id: int, tunnel_channel: str, reason: str) -> None:
+    """Tell the consumer holding a cluster's tunnel, in this process or another, that its
+    credential was revoked (`reason`: a `TunnelCloseReason`); it closes the tunnel.
+
+    The clusters' tunnel closer (`clusters.tunnels`), called from synchronous code once
+    the revoking transaction has committed. Both the tunnel this process holds and the
+    one the database names are told (they differ only while one replaces the other). A
+    message that cannot be sent is logged: the consumer's own check ends the tunnel at
+    its next `last_seen_at` refresh anyway.
+    """
+    local = LOCAL_TUNNELS.get(cluster_id)
+    targets = {tunnel_channel, local.channel_name if local is not None else ""} - {""}
+    layer = get_channel_layer()
+    if not targets or layer is None:
+        return
+    for channel in sorted(targets):
+        try:
+            async_to_sync(layer.send)(channel, {"type": "tunnel.revoke", "reason": reason})
+        except Exception:
+            logger.exception("could not tell the tunnel of cluster %s to close", cluster_id)
 
 
 class TunnelConsumer(LeanWebsocketConsumer):
@@ -54,6 +96,7 @@ class TunnelConsumer(LeanWebsocketConsumer):
 
     async def connect(self) -> None:
         self.cluster = None
+        self._revoked = ""
         self._tasks: set[asyncio.Task] = set()
         self._pumps: dict[str, RelayPump] = {}
         self._last_received = time.monotonic()
@@ -79,6 +122,8 @@ class TunnelConsumer(LeanWebsocketConsumer):
                 await self.channel_layer.send(previous, {"type": "tunnel.replace"})
         self._spawn(self._watchdog())
         self._spawn(_invalidate(cluster.pk))
+        # Claimed after a revocation committed? Then nobody was told of this tunnel.
+        self._spawn(self._check_credential())
         logger.info("agent of cluster %s connected", cluster.name)
 
     async def disconnect(self, code: int) -> None:
@@ -96,6 +141,9 @@ class TunnelConsumer(LeanWebsocketConsumer):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await _release(cluster_id=cluster.pk, channel_name=self.channel_name)
         await _invalidate(cluster.pk)
+        if self._revoked:
+            # Audited here, not when closing: disconnect() is awaited to the end.
+            await _record_closed(cluster_name=cluster.name, reason=self._revoked)
         logger.info("agent of cluster %s disconnected (code %s)", cluster.name, code)
         self.cluster = None
 
@@ -124,12 +172,14 @@ class TunnelConsumer(LeanWebsocketConsumer):
             if now - self._last_touch >= LAST_SEEN_EVERY:
                 self._last_touch = now
                 self._spawn(_touch(cluster_id=cluster_id, channel_name=self.channel_name))
+                self._spawn(self._check_credential())
         elif kind == "hello":
             self._spawn(
                 _record_hello(
                     cluster_id=cluster_id,
                     version=str(message.get("version", "")),
                     runtime=str(message.get("runtime", "")),
+                    isolation=message.get("isolation"),
                 )
             )
         elif kind == "event":
@@ -151,6 +201,31 @@ class TunnelConsumer(LeanWebsocketConsumer):
         if cluster is not None and getattr(LOCAL_TUNNELS.get(cluster.pk), "consumer", None) is self:
             del LOCAL_TUNNELS[cluster.pk]
         await self.close(code=4409)
+
+    async def tunnel_revoke(self, event: dict[str, Any]) -> None:
+        reason = event.get("reason")
+        if reason in TunnelCloseReason.values:
+            await self.revoked(reason)
+        else:  # not a message of ours: the database says whether the token still holds
+            await self._check_credential()
+
+    async def revoked(self, reason: str) -> None:
+        """The cluster's token was rotated or the cluster deleted (`reason`, a
+        `TunnelCloseReason`): close at once.
+
+        Closes with `TUNNEL_CLOSE_REVOKED` and the reason, so the agent can tell its
+        operator to restart it with the new token; its redials are then refused.
+        """
+        cluster = self.cluster
+        if cluster is None or self._revoked:
+            return
+        self._revoked = reason
+        logger.warning(
+            "closing the tunnel of cluster %s: credentials revoked (%s)", cluster, reason
+        )
+        if getattr(LOCAL_TUNNELS.get(cluster.pk), "consumer", None) is self:
+            del LOCAL_TUNNELS[cluster.pk]
+        await self.close(code=p.TUNNEL_CLOSE_REVOKED, reason=f"credentials revoked: {reason}")
 
     async def relay_open(self, event: dict[str, Any]) -> None:
         reply = event["reply"]
@@ -202,6 +277,12 @@ class TunnelConsumer(LeanWebsocketConsumer):
                 logger.warning("tunnel of cluster %s silent for 45 s: closing", self.cluster)
                 await self.close(code=4408)
                 return
+
+    async def _check_credential(self) -> None:
+        cluster = self.cluster
+        reason = await _revocation(cluster_id=cluster.pk, token_hash=cluster.token_hash)
+        if reason:
+            await self.revoked(reason)
 
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)

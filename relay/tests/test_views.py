@@ -49,3 +49,20 @@ def test_someone_elses_or_an_unknown_workspace_is_404_without_a_ticket(
 def test_anonymous_visitors_are_sent_to_sign_in(client, workspace_id):
     assert client.get(reverse("workspace-preview", args=[workspace_id])).status_code == 302
     assert not Ticket.objects.exists()
+
+
+@pytest.mark.parametrize(("sandbox", "shown"), [("none", True), ("bubblewrap", False)])
+def test_the_preview_says_when_the_workspace_is_not_isolated(
+    client,
+    member,
+    workspace_id,
+    cluster,  # noqa: F811
+    sandbox,
+    shown,
+):
+    cluster.isolation = {"sandbox": sandbox}
+    cluster.save()
+    client.force_login(member)
+    body = client.get(reverse("workspace-preview", args=[workspace_id])).content.decode()
+    notice = "Not isolated: other workspaces on this cluster can reach this one"
+    assert (notice in body) is shown

@@ -28,6 +28,17 @@ def test_admin_sees_every_workspace_with_filters(client, admin_member, launched,
     assert url in index
 
 
+@pytest.mark.parametrize(("sandbox", "shown"), [("none", True), ("bubblewrap", False)])
+def test_workspaces_of_a_cluster_without_a_sandbox_are_marked(
+    client, admin_member, launched, cluster, sandbox, shown
+):
+    cluster.isolation = {"sandbox": sandbox}
+    cluster.save()
+    client.force_login(admin_member)
+    page = client.get(reverse("admin:workspaces_console")).content.decode()
+    assert ("Not isolated" in page) is shown
+
+
 def test_unreachable_cluster_is_named(client, admin_member, launched, control_plane):
     control_plane.set_unreachable("main")
     client.force_login(admin_member)

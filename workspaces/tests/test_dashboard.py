@@ -6,7 +6,11 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from blueprints.choices import BlueprintState
 from blueprints.tests.factories import AccessRuleFactory, BlueprintFactory
+from clusters.tests.factories import ClusterFactory
 from workspaces.services import workspace_launch
+from workspaces.tests.test_api import seed
+
+NOT_ISOLATED = "Not isolated: other workspaces on this cluster can reach this one"
 
 pytestmark = pytest.mark.django_db
 
@@ -48,3 +52,35 @@ def test_refusals_are_messages_not_errors(client, member, blueprint, stranger):
         reverse("workspace-launch"), {"blueprint": "nope", "name": ""}, follow=True
     )
     assert "Unknown blueprint" in response.content.decode()
+
+
+def test_only_workspaces_of_a_cluster_without_a_sandbox_carry_the_red_notice(
+    client, member, control_plane, cluster
+):
+    cluster.isolation = {"sandbox": "bubblewrap", "network": "private", "limits": "cgroup"}
+    cluster.save()
+    bare = ClusterFactory(
+        name="bare",
+        isolation={"sandbox": "none", "network": "shared", "limits": "none"},
+        tunnel_channel="other-channel",
+        last_seen_at=cluster.last_seen_at,
+    )
+    boxed = seed(control_plane, BlueprintFactory(key="boxed", cluster=cluster), member.email)
+    exposed = seed(control_plane, BlueprintFactory(key="exposed", cluster=bare), member.email)
+    client.force_login(member)
+
+    page = client.get(reverse("home")).content.decode()
+
+    assert page.count(NOT_ISOLATED) == 1
+    rows = {row.split("</tr>")[0] for row in page.split("<tr>")[2:]}
+    (exposed_row,) = [row for row in rows if exposed.id in row]
+    (boxed_row,) = [row for row in rows if boxed.id in row]
+    assert NOT_ISOLATED in exposed_row and NOT_ISOLATED not in boxed_row
+
+
+def test_no_red_notice_where_every_cluster_has_a_sandbox(client, member, blueprint, cluster):
+    cluster.isolation = {"sandbox": "bubblewrap"}
+    cluster.save()
+    workspace_launch(actor=member, blueprint_key=blueprint.key, name="Shop")
+    client.force_login(member)
+    assert NOT_ISOLATED not in client.get(reverse("home")).content.decode()

@@ -136,6 +136,7 @@ def test_blueprint_spec_merges_env_and_keeps_secrets_apart(shop):
         },
         "ports": [{"port": 3000, "name": "app"}],
         "resources": {"cpu": "1", "memory": "2Gi", "storage": "10Gi"},
+        "network": "outbound",
     }
     assert secret == {"ANTHROPIC_API_KEY": ANTHROPIC_KEY}
     assert ANTHROPIC_KEY not in json.dumps(spec)

@@ -51,3 +51,15 @@ def test_status_reports_the_workspace_and_the_firewall(client, member, workspace
     assert client.get(url).json() == {"status": "running", "firewall": "allowed"}
     FirewallRuleFactory(action="deny", cidr="127.0.0.0/8", priority=1)
     assert client.get(url).json()["firewall"] == "blocked"
+
+
+@pytest.mark.parametrize(("sandbox", "shown"), [("none", True), ("bubblewrap", False)])
+def test_the_terminal_bar_says_when_the_workspace_is_not_isolated(
+    client, member, workspace_id, cluster, sandbox, shown
+):
+    cluster.isolation = {"sandbox": sandbox}
+    cluster.save()
+    client.force_login(member)
+    body = client.get(reverse("workspace-terminal", args=[workspace_id])).content.decode()
+    notice = "Not isolated: other workspaces on this cluster can reach this one"
+    assert (notice in body) is shown

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,11 @@ from agent.runtimes.base import (
     EventCallback,
     Runtime,
     RuntimeFailure,
+    ShellTarget,
+    connect_loopback,
 )
-from agent.runtimes.local import provision, store, supervise
+from agent.runtimes.local import limits, provision, sandbox, store, supervise
+from agent.runtimes.local.sandbox import Sandbox, SandboxError, SandboxUnavailable
 from agent.runtimes.records import EnvRecord, ProcRecord, now
 from agent.runtimes.spec import (
     MAX_TAGS,
@@ -68,6 +72,9 @@ class LocalRuntime(Runtime):
         setup_timeout: float = 1800.0,
         poll_interval: float = 1.0,
         allow_file_git: bool = False,
+        sandbox: Sandbox | None,
+        enforcer: limits.Enforcer | None = None,
+        limits_interval: float = 5.0,
     ) -> None:
         self.root = Path(data_dir) / "environments"
         self.on_event = on_event
@@ -76,6 +83,11 @@ class LocalRuntime(Runtime):
         self.setup_timeout = setup_timeout
         self.poll_interval = poll_interval
         self.allow_file_git = allow_file_git
+        self.sandbox = sandbox
+        """How workspaces are isolated; None only with ``--insecure-no-sandbox``."""
+        self.enforcer = enforcer if enforcer is not None else limits.detect()
+        """How blueprint resources (cpu, memory, storage) are enforced."""
+        self.limits_interval = limits_interval
         self._envs: dict[str, EnvRecord] = {}
         self._secrets: dict[str, dict[str, str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -105,10 +117,22 @@ class LocalRuntime(Runtime):
     def count(self) -> int:
         return len(self._envs)
 
+    @property
+    def isolation(self) -> dict[str, str]:
+        mechanism = self.enforcer.mechanism
+        if self.sandbox is None:
+            return {"sandbox": "none", "network": "shared", "limits": mechanism}
+        return {"sandbox": "bubblewrap", "network": "private", "limits": mechanism}
+
     async def _monitor_loop(self) -> None:
-        """Rotate busy logs and notice when adopted processes end."""
+        """Rotate busy logs, notice when adopted processes end, enforce resource limits."""
+        next_limits = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.poll_interval)
+            if loop.time() >= next_limits:
+                next_limits = loop.time() + self.limits_interval
+                await self._check_limits()
             try:
                 busy = [e.log_dir for e in self._envs.values() if e.proc is not None or e.job]
                 await asyncio.to_thread(proc_util.rotate_logs, busy)
@@ -116,6 +140,34 @@ class LocalRuntime(Runtime):
                 logger.exception("log rotation failed")
             for env, proc in supervise.newly_ended(self._envs.values()):
                 self._spawn_task(self._on_exit(env, proc))
+
+    async def _check_limits(self) -> None:
+        """Stop, with the reason as its error, every running workspace over its limits."""
+        for env in list(self._envs.values()):
+            proc = env.proc
+            if proc is None or env.data["status"] != RUNNING:
+                continue
+            try:
+                bounds = limits.Limits.from_resources(env.data["spec"]["resources"])
+                pids = await asyncio.to_thread(proc_util.descendants, proc.pid)
+                reason = await asyncio.to_thread(
+                    self.enforcer.violation, env.id, pids, env.home, bounds
+                )
+            except (OSError, ValueError) as exc:
+                logger.warning("environment %s: limits not checked: %s", env.id, exc)
+                continue
+            if reason is not None:
+                self._spawn_task(self._over_limit(env, reason))
+
+    async def _over_limit(self, env: EnvRecord, reason: str) -> None:
+        async with env.lock:
+            if env.proc is None or self._envs.get(env.id) is not env:
+                return
+            logger.warning("environment %s: %s; stopping it", env.id, reason)
+            await asyncio.to_thread(proc_util.append_log, env.log_dir, reason)
+            await supervise.terminate(env, self.stop_grace)
+            self.enforcer.release(env.id)
+            await self._commit_ended(env, ERROR, reason)
 
     def _spawn_task(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -149,11 +201,12 @@ class LocalRuntime(Runtime):
             proc_util.tail_lines, env.log_dir, min(tail, proc_util.MAX_TAIL)
         )
 
-    def shell_context(self, env_id: str) -> tuple[Path, dict[str, str]]:
-        """Working directory and environment for an interactive shell of ``env_id``.
+    def shell_context(self, env_id: str) -> ShellTarget:
+        """Where and how an interactive shell of ``env_id`` starts.
 
         The environment is the workspace process's own (blueprint env, the in-memory
-        secret env, ``PORT``/``DEV_PORT``/``PORT_<n>`` of the allocated ports). Raises
+        secret env, ``PORT``/``DEV_PORT``/``PORT_<n>`` of its ports). A sandboxed
+        workspace's shells are started by its init, inside its sandbox. Raises
         ``not_found``, or ``conflict`` unless the environment is ``running``.
         """
         env = self._require(env_id)
@@ -162,7 +215,31 @@ class LocalRuntime(Runtime):
         result = self._process_env(env)
         ports = [p for p in env.data["ports"] or () if p.get("host_port")]
         result.update(supervise.port_env(ports))
-        return env.home, result
+        if self.sandbox is None:
+            return ShellTarget(cwd=str(env.home), env=result, sandbox=None)
+        return ShellTarget(cwd=sandbox.HOME, env=self.sandbox.environment(result), sandbox=env.path)
+
+    async def connect_port(self, env_id: str, port: int, timeout: float) -> socket.socket:
+        """A connected socket to the app on declared ``port`` of a running environment.
+
+        Raises ``ConnectionRefusedError`` when nothing listens, ``TimeoutError``, or
+        another ``OSError`` when the workspace cannot be reached.
+        """
+        env = self._require(env_id)
+        declared = [p for p in env.data["ports"] or () if p.get("port") == port]
+        host_port = declared[0].get("host_port") if declared else None
+        if not host_port:
+            raise ConnectionRefusedError(f"port {port} is not served")
+        if self.sandbox is None:
+            return await connect_loopback(int(host_port), timeout)
+        try:
+            return await sandbox.connect(env.path, int(host_port), timeout)
+        except SandboxError as exc:
+            if exc.code == "refused":
+                raise ConnectionRefusedError(str(exc)) from None
+            if exc.code == "timeout":
+                raise TimeoutError(str(exc)) from None
+            raise OSError(str(exc)) from None
 
     def _require(self, env_id: Any) -> EnvRecord:
         env = self._envs.get(env_id) if isinstance(env_id, str) else None
@@ -178,11 +255,13 @@ class LocalRuntime(Runtime):
         metadata: Mapping[str, str] | None = None,
         secret_env: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        clean_spec = validate_spec(spec, allow_file_git=self.allow_file_git)
+        clean_spec = self._validate_spec(spec)
         tags = validate_metadata(metadata)
         secret = validate_secret_env(secret_env)
         env = store.new_environment(self.root, clean_spec, tags)
         env_id = env.id
+        if self.sandbox is not None:
+            env.data["sandbox_uid"] = self._sandbox_uid()
         self._envs[env_id] = env
         if secret:
             self._secrets[env_id] = secret
@@ -227,8 +306,20 @@ class LocalRuntime(Runtime):
         spec: Mapping[str, Any],
         secret_env: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        clean = validate_spec(spec, allow_file_git=self.allow_file_git)
+        clean = self._validate_spec(spec)
         return await self._replace(env_id, clean, secret_env)
+
+    def _validate_spec(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        clean = validate_spec(spec, allow_file_git=self.allow_file_git)
+        try:
+            limits.Limits.from_resources(clean["resources"])
+        except ValueError as exc:
+            raise RuntimeFailure(INVALID_SPEC, f"resources: {exc}") from None
+        if self.sandbox is not None and clean["network"] not in self.sandbox.networks:
+            raise RuntimeFailure(
+                INVALID_SPEC, f"network {clean['network']!r} is not available on this cluster"
+            )
+        return clean
 
     async def _replace(
         self, env_id: str, spec: dict[str, Any] | None, secret_env: Mapping[str, str] | None
@@ -256,6 +347,7 @@ class LocalRuntime(Runtime):
             await self._cancel_job(env)
             await self._commit(env, status=DELETING, phase=None)
             await supervise.terminate(env, self.stop_grace)
+            self.enforcer.release(env.id)
             async with env.write_lock:
                 env.deleted = True  # from here on, no write recreates the directory
             del self._envs[env_id]
@@ -334,12 +426,48 @@ class LocalRuntime(Runtime):
         result.update(self._secrets.get(env.id, {}))
         return result
 
+    def _sandbox_uid(self) -> int:
+        assert self.sandbox is not None
+        taken = {e.data.get("sandbox_uid") for e in self._envs.values()}
+        return self.sandbox.host_uid({uid for uid in taken if isinstance(uid, int)})
+
+    def _wrap(self, env: EnvRecord) -> provision.Wrap | None:
+        """How provisioning steps of ``env`` run: in a one-shot sandbox, or as they are."""
+        box = self.sandbox
+        if box is None:
+            return None
+
+        def wrap(argv: list[str], run_env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+            command = box.command(
+                env.path,
+                argv,
+                host_uid=env.data["sandbox_uid"],
+                network=env.data["spec"].get("network", "outbound"),
+                one_shot=True,
+                hostname=env.id,
+            )
+            return command, box.environment(run_env)
+
+        return wrap
+
+    async def _ensure_sandbox_dirs(self, env: EnvRecord) -> None:
+        if self.sandbox is None:
+            return
+        if not isinstance(env.data.get("sandbox_uid"), int):
+            await self._commit(env, sandbox_uid=self._sandbox_uid())
+        try:
+            await asyncio.to_thread(self.sandbox.prepare, env.path, env.data["sandbox_uid"])
+        except (SandboxUnavailable, OSError) as exc:
+            raise RuntimeFailure(INTERNAL, f"the sandbox could not be prepared: {exc}") from None
+
     async def _provision(self, env: EnvRecord) -> None:
+        await self._ensure_sandbox_dirs(env)
         await provision.prepare(
             env,
             phase=lambda phase: self._commit(env, phase=phase),
             setup_env=lambda: self._process_env(env),
             timeout=self.setup_timeout,
+            wrap=self._wrap(env),
         )
         await self._commit(env, phase="deploying")
         await self._activate(env)
@@ -352,14 +480,36 @@ class LocalRuntime(Runtime):
         command that exits first fails the start.
         """
         spec = env.data["spec"]
-        if not spec["start_command"]:
-            await self._commit(env, status=RUNNING, phase=None, error=None)
-            return
-        taken = {p["host_port"] for e in self._envs.values() for p in e.data["ports"] or ()}
-        ports = proc_util.allocate_ports(spec["ports"], taken)
-        run_env = self._process_env(env) | supervise.port_env(ports)
-        proc = await supervise.spawn(env, spec["start_command"], run_env)
+        if self.sandbox is None:
+            if not spec["start_command"]:
+                await self._commit(env, status=RUNNING, phase=None, error=None)
+                return
+            taken = {p["host_port"] for e in self._envs.values() for p in e.data["ports"] or ()}
+            ports = proc_util.allocate_ports(spec["ports"], taken)
+            run_env = self._process_env(env) | supervise.port_env(ports)
+            argv = ["bash", "-c", spec["start_command"]]
+        else:
+            # The workspace has a network of its own: its ports are the declared ones.
+            await self._ensure_sandbox_dirs(env)
+            ports = [dict(p, host_port=p["port"]) for p in spec["ports"]]
+            run_env = self.sandbox.environment(self._process_env(env) | supervise.port_env(ports))
+            argv = self.sandbox.command(
+                env.path,
+                self.sandbox.init_command(spec["start_command"] or None),
+                host_uid=env.data["sandbox_uid"],
+                network=spec.get("network", "outbound"),
+                one_shot=False,
+                hostname=env.id,
+            )
+        bounds = limits.Limits.from_resources(spec["resources"])
+        proc = await supervise.spawn(
+            env, argv, run_env, preexec=self.enforcer.preexec(env.id, bounds)
+        )
         env.proc = proc
+        try:
+            await asyncio.to_thread(self.enforcer.attach, env.id, proc.pid, bounds)
+        except OSError as exc:
+            raise RuntimeFailure(INTERNAL, f"resource limits could not be applied: {exc}") from None
         self._spawn_task(self._watch_child(env, proc))
         await self._commit(
             env,
@@ -369,13 +519,33 @@ class LocalRuntime(Runtime):
             process_started=proc.start_time,
             ports=ports,
         )
-        if ports:
-            await supervise.wait_ready(env, proc, ports[0]["host_port"], self.ready_timeout)
+        await supervise.wait_ready(env, proc, self._ready_probe(env, ports), self.ready_timeout)
         if proc.exited.is_set():
             reason = proc_util.exit_reason(proc.returncode)
             raise RuntimeFailure(INTERNAL, f"start command ended ({reason})")
         await self._commit(env, status=RUNNING, phase=None, error=None)
         logger.info("environment %s: running (pid %d)", env.id, proc.pid)
+
+    def _ready_probe(
+        self, env: EnvRecord, ports: list[dict[str, Any]]
+    ) -> Callable[[], Awaitable[bool]] | None:
+        """What "ready" means: the first port accepts connections (else the init answers)."""
+        if self.sandbox is None:
+            if not ports:
+                return None
+            return lambda: proc_util.port_accepts(ports[0]["host_port"])
+        if not ports or not env.data["spec"]["start_command"]:
+            return lambda: sandbox.ping(env.path)
+
+        async def accepts() -> bool:
+            try:
+                sock = await sandbox.connect(env.path, ports[0]["port"], timeout=1.0)
+            except SandboxError:
+                return False
+            sock.close()
+            return True
+
+        return accepts
 
     async def _watch_child(self, env: EnvRecord, proc: ProcRecord) -> None:
         assert proc.child is not None
@@ -402,6 +572,7 @@ class LocalRuntime(Runtime):
         if env.proc is not None:
             await self._commit(env, status=STOPPING, phase=None)
             await supervise.terminate(env, self.stop_grace)
+        self.enforcer.release(env.id)
         await self._commit_ended(env, STOPPED, None)
         logger.info("environment %s: stopped", env.id)
 

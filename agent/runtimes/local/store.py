@@ -31,6 +31,7 @@ _OPTIONAL_FIELDS: dict[str, Any] = {
     "pid": None,
     "pgid": None,
     "process_started": None,
+    "sandbox_uid": None,
 }
 
 
@@ -76,6 +77,7 @@ def new_environment(root: Path, spec: dict[str, Any], metadata: dict[str, str]) 
         "pid": None,
         "pgid": None,
         "process_started": None,
+        "sandbox_uid": None,
         "created_at": created,
         "updated_at": created,
     }

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from agent.protocol import DELETING, DEPLOYING, ERROR, RUNNING, STOPPED, STOPPING
@@ -44,29 +44,44 @@ def released_ports(env: EnvRecord) -> list[dict[str, Any]]:
     return [dict(p, host_port=None) for p in env.data["ports"] or ()]
 
 
-async def spawn(env: EnvRecord, command: str, run_env: dict[str, str]) -> ProcRecord:
-    """Start ``command`` in the workspace, leading its own process group."""
+async def spawn(
+    env: EnvRecord,
+    argv: list[str],
+    run_env: dict[str, str],
+    *,
+    preexec: Callable[[], None] | None = None,
+) -> ProcRecord:
+    """Start ``argv`` (the start command, or the sandbox around it), leading its own
+    process group; ``preexec`` (resource limits) runs in the child before exec."""
     env.log_dir.mkdir(exist_ok=True, mode=0o700)
     child = await proc_util.spawn(
-        ["bash", "-c", command], cwd=env.home, env=run_env, log_dir=env.log_dir
+        argv, cwd=env.home, env=run_env, log_dir=env.log_dir, preexec=preexec
     )
     return ProcRecord(
         pid=child.pid, start_time=proc_util.process_start_time(child.pid), child=child
     )
 
 
-async def wait_ready(env: EnvRecord, proc: ProcRecord, port: int, timeout: float) -> None:
-    """Return once ``port`` accepts connections, the process exited, or ``timeout`` passed."""
+async def wait_ready(
+    env: EnvRecord,
+    proc: ProcRecord,
+    ready: Callable[[], Awaitable[bool]] | None,
+    timeout: float,
+) -> None:
+    """Return once ``ready()`` is true (e.g. the first port accepts connections), the
+    process exited, or ``timeout`` passed. ``None``: ready at once."""
+    if ready is None:
+        return
     deadline = time.monotonic() + timeout
     delay = 0.02
     while not proc.exited.is_set() and time.monotonic() < deadline:
-        if await proc_util.port_accepts(port):
+        if await ready():
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.exited.wait(), delay)
         delay = min(delay * 2, 0.5)
     if not proc.exited.is_set():
-        logger.warning("environment %s: port %d not listening yet", env.id, port)
+        logger.warning("environment %s: not ready after %.0fs", env.id, timeout)
 
 
 async def wait_exit(proc: ProcRecord, timeout: float) -> bool:

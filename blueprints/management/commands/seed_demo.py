@@ -6,7 +6,9 @@ The blueprint is created once: an admin's later edits are kept on every `make ru
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 from django.core.management.base import BaseCommand
@@ -63,8 +65,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--token-file",
             type=Path,
-            help="Also write the agent token here (mode 0600). When the cluster already "
-            "exists and this file is missing, the token is rotated to fill it.",
+            help="Also write the agent token here (mode 0600 from its first byte, replaced "
+            "atomically). When the cluster already exists and this file is missing, the token "
+            "is rotated to fill it (which ends the agent's live tunnel).",
         )
 
     def handle(self, *args, token_file: Path | None = None, reset: bool = False, **options) -> None:
@@ -90,8 +93,27 @@ class Command(BaseCommand):
                 self.stdout.write("Restored blueprint 'demo' to its original definition.")
             else:
                 self.stdout.write("Blueprint 'demo' exists; kept as it is (--reset restores it).")
-        if token and token_file is not None:
-            token_file.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(token)
+        if token_file is not None and token:
+            write_private(token_file, token)
+        elif token_file is not None:
+            token_file.chmod(0o600)  # a file an older version wrote with a looser mode
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text` atomically, readable by this user only from the first
+    byte: written to a temporary file created 0600 beside it (`mkstemp`, which opens with
+    O_EXCL), flushed to disk, then renamed over `path`. A crash leaves the old file or
+    the new one, never a partial or world-readable token."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
