@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -194,7 +195,19 @@ def _answers(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def launch_app(portal: Portal, api: Api, agent: Agent) -> tuple[str, int]:
+def start_host_app(cpus: list[str]) -> tuple[subprocess.Popen, int]:
+    """The same app as a plain process on the host's loopback, for the direct and CHP rows
+    (the workspace's own copy is in its sandbox, reachable only through the agent)."""
+    port = free_port()
+    argv = [sys.executable, "-c", APP]
+    if cpus:  # on the agent's CPUs, where the workspace's copy runs
+        argv = ["taskset", "-c", cpus[1], *argv]
+    proc = subprocess.Popen(argv, env={**os.environ, "PORT": str(port)})
+    wait_until(lambda: _answers(port), what="host copy of the app")
+    return proc, port
+
+
+def launch_app(portal: Portal, api: Api, agent: Agent) -> str:
     create_blueprint(
         api,
         "bench-app",
@@ -205,7 +218,7 @@ def launch_app(portal: Portal, api: Api, agent: Agent) -> tuple[str, int]:
     response.raise_for_status()
     workspace_id = response.json()["id"]
     api.wait_status(workspace_id, "running", timeout=60)
-    return workspace_id, agent.environment(workspace_id)["ports"][0]["host_port"]
+    return workspace_id
 
 
 def enclave_target(name: str, portal: Portal, api: Api, workspace_id: str) -> Target:
@@ -275,10 +288,13 @@ def run_placement(placement: str, servers: list[str], args: argparse.Namespace) 
 
     portal = make_portal(work, port, servers[0])
     agent_args = partition(portal, placement)
+    cpus = list(agent_args)
+    if args.sandbox == "off":
+        agent_args.append("--insecure-no-sandbox")
     portal.prepare()
     portal.start()
     agent = Agent(portal.url, portal.agent_token, work / "agent", args=agent_args).start()
-    chp = None
+    chp = host_app = None
     suffix = f", {placement}"
     try:
         api = Api(portal.url, portal.token_for("admin@portal.localhost"))
@@ -286,7 +302,8 @@ def run_placement(placement: str, servers: list[str], args: argparse.Namespace) 
             lambda: api("GET", "/workspaces").json()["unreachable_clusters"] == [],
             what="agent connected",
         )
-        workspace_id, app_port = launch_app(portal, api, agent)
+        workspace_id = launch_app(portal, api, agent)
+        host_app, app_port = start_host_app(cpus)
         chp, chp_port = start_chp(app_port, cpus=portal.env_extra.get("PORTAL_CPUS"))
         targets = [Target("direct" + suffix, app_port, f"127.0.0.1:{app_port}")]
         if chp is not None:
@@ -302,13 +319,15 @@ def run_placement(placement: str, servers: list[str], args: argparse.Namespace) 
                     timeout=60,
                     what="agent reconnected",
                 )
-            target = enclave_target(f"enclave-{server}{suffix}", portal, api, workspace_id)
+            name = f"enclave-{server}{suffix}" + (", no sandbox" if args.sandbox == "off" else "")
+            target = enclave_target(name, portal, api, workspace_id)
             rows += run_ways([target], args.concurrency, args.duration)
         return rows
     finally:
-        if chp is not None:
-            chp.terminate()
-            chp.wait()
+        for proc in (chp, host_app):
+            if proc is not None:
+                proc.terminate()
+                proc.wait()
         agent.stop()
         agent.kill_workspaces()
         portal.stop()
@@ -328,6 +347,13 @@ def main() -> None:
         default="partitioned,shared",
         help="partitioned: the proxy (portal or configurable-http-proxy) on CPU 0, the "
         "agent and the app on the others; shared: the scheduler places every process",
+    )
+    parser.add_argument(
+        "--sandbox",
+        choices=("on", "off"),
+        default="on",
+        help="on: the workspace in its bubblewrap sandbox (the default install); off: the "
+        "agent with --insecure-no-sandbox, to measure what the sandbox costs",
     )
     args = parser.parse_args()
     try:

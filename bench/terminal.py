@@ -142,7 +142,9 @@ async def stalled_reader_rss(stack: Stack, seconds: float) -> tuple[float, float
 
 
 class Stack:
-    def __init__(self, server: str, base: Path, placement: str = "shared") -> None:
+    def __init__(
+        self, server: str, base: Path, placement: str = "shared", sandbox: bool = True
+    ) -> None:
         var = base / f"{server}-{placement}" / "portal"
         if server == "daphne":
             self.portal: Portal = Portal(var_dir=var)
@@ -150,6 +152,8 @@ class Stack:
             ws = server.partition(":")[2] or "websockets-sansio"
             self.portal = UvicornPortal(var_dir=var, ws=ws)
         agent_args = partition(self.portal, placement)
+        if not sandbox:
+            agent_args.append("--insecure-no-sandbox")
         self.portal.prepare()
         manage(var, "shell", "-c", _LIMITS, env=self.portal.env)
         self.portal.start()
@@ -289,6 +293,13 @@ def main() -> None:
         help="partitioned: portal on CPU 0, agent and workspaces on the others "
         "(PORTAL_CPUS, --cpus); shared: the scheduler places every process",
     )
+    parser.add_argument(
+        "--sandbox",
+        choices=("on", "off"),
+        default="on",
+        help="on: the workspace in its bubblewrap sandbox (the default install); off: the "
+        "agent with --insecure-no-sandbox, to measure what the sandbox costs",
+    )
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--megabytes", type=int, default=50)
@@ -302,8 +313,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="enclave-bench-") as tmp:
         for server in args.servers.split(","):
             for placement in placements:
-                stack = Stack(server, Path(tmp), placement)
-                name = f"{server}, {placement}"
+                stack = Stack(server, Path(tmp), placement, sandbox=args.sandbox == "on")
+                name = f"{server}, {placement}" + (", no sandbox" if args.sandbox == "off" else "")
                 try:
                     rows.append((name, asyncio.run(measure(stack, args))))
                 except (OSError, websockets.WebSocketException, AssertionError) as exc:
