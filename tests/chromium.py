@@ -8,6 +8,7 @@ cross-origin frames can be inspected without weakening them).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import json
@@ -96,6 +97,20 @@ class Page:
     def navigate(self, url: str) -> None:
         self.send("Page.navigate", url=url)
         self.wait_for("document.readyState === 'complete' && location.href !== 'about:blank'")
+
+    def screenshot(self, path: Path, *, width: int = 1280, height: int = 800) -> Path:
+        """Save a PNG of the page at ``width`` x ``height`` CSS pixels."""
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        data = self.send("Page.captureScreenshot", format="png")["data"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(data))
+        return path
 
     def evaluate(self, expression: str, context_id: int | None = None) -> Any:
         params: dict[str, Any] = {"expression": expression, "returnByValue": True}

@@ -13,7 +13,7 @@ import pytest
 
 from tests import preview_app
 from tests.chromium import Chromium
-from tests.harness import Portal, create_blueprint, manage, setup_script_writing
+from tests.harness import Agent, Portal, create_blueprint, manage, setup_script_writing, wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -102,3 +102,45 @@ def test_the_portal_embeds_the_preview_and_the_app_cannot_read_portal_cookies(
         assert name not in seen["cookie"], seen["cookie"]
     assert seen["parent"] == "blocked"  # the portal's document is another origin
     page.close()
+
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test-artifacts"
+
+
+def test_an_unisolated_cluster_is_flagged_where_builders_work(portal, admin_api, browser, tmp_path):
+    """An agent started with --insecure-no-sandbox: the builder's pages say so."""
+    agent = Agent(
+        portal.url, portal.agent_token, tmp_path / "agent", args=["--insecure-no-sandbox"]
+    )
+    agent.start()
+    try:
+        wait_until(
+            lambda: admin_api("GET", "/workspaces").json()["unreachable_clusters"] == [],
+            what="agent connected",
+        )
+        response = admin_api("POST", "/workspaces", json={"blueprint": "demo", "name": "Shop"})
+        workspace_id = response.json()["id"]
+        admin_api.wait_status(workspace_id, "running", timeout=60)
+
+        origin = f"http://portal.localhost:{portal.port}"
+        page = browser.new_page()
+        page.navigate(f"{origin}/admin/login/?next=/")
+        page.evaluate(
+            f"document.getElementById('id_username').value = {json.dumps(ADMIN)};"
+            f"document.getElementById('id_password').value = {json.dumps(PASSWORD)};"
+            "document.querySelector('#login-form').submit()"
+        )
+        page.wait_for("location.pathname === '/' && document.readyState === 'complete'")
+        notice = "Not isolated: other workspaces on this cluster can reach this one"
+        assert page.wait_for(f"document.body.innerText.includes({json.dumps(notice)})")
+        page.screenshot(ARTIFACTS / "dashboard-not-isolated.png")
+        page.navigate(f"{origin}/workspaces/{workspace_id}/terminal")
+        assert page.wait_for(f"document.body.innerText.includes({json.dumps(notice)})")
+        page.screenshot(ARTIFACTS / "terminal-not-isolated.png")
+        page.navigate(f"{origin}/admin/clusters/cluster/")
+        assert page.wait_for("document.body.innerText.includes('Workspaces are not isolated')")
+        page.screenshot(ARTIFACTS / "console-clusters-not-isolated.png")
+        page.close()
+    finally:
+        agent.stop()
+        agent.kill_workspaces()
