@@ -50,6 +50,7 @@ from tests.harness import (  # noqa: E402
     Portal,
     PreviewClient,
     UvicornPortal,
+    add_sandbox_argument,
     create_blueprint,
     free_port,
     parse_placements,
@@ -348,13 +349,7 @@ def main() -> None:
         help="partitioned: the proxy (portal or configurable-http-proxy) on CPU 0, the "
         "agent and the app on the others; shared: the scheduler places every process",
     )
-    parser.add_argument(
-        "--sandbox",
-        choices=("on", "off"),
-        default="on",
-        help="on: the workspace in its bubblewrap sandbox (the default install); off: the "
-        "agent with --insecure-no-sandbox, to measure what the sandbox costs",
-    )
+    add_sandbox_argument(parser)
     args = parser.parse_args()
     try:
         placements = parse_placements(args.placements)

@@ -43,6 +43,7 @@ from tests.harness import (
     Api,
     Portal,
     UvicornPortal,
+    add_sandbox_argument,
     manage,
     parse_placements,
     partition,
@@ -293,13 +294,7 @@ def main() -> None:
         help="partitioned: portal on CPU 0, agent and workspaces on the others "
         "(PORTAL_CPUS, --cpus); shared: the scheduler places every process",
     )
-    parser.add_argument(
-        "--sandbox",
-        choices=("on", "off"),
-        default="on",
-        help="on: the workspace in its bubblewrap sandbox (the default install); off: the "
-        "agent with --insecure-no-sandbox, to measure what the sandbox costs",
-    )
+    add_sandbox_argument(parser)
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--megabytes", type=int, default=50)

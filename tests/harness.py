@@ -254,6 +254,18 @@ class UvicornPortal(Portal):
 PLACEMENTS = ("partitioned", "shared")
 
 
+def add_sandbox_argument(parser) -> None:
+    """A benchmark's ``--sandbox on|off``: ``off`` passes ``--insecure-no-sandbox`` to the
+    agent, to measure what the sandbox costs."""
+    parser.add_argument(
+        "--sandbox",
+        choices=("on", "off"),
+        default="on",
+        help="on: the workspace in its bubblewrap sandbox (the default install); off: the "
+        "agent with --insecure-no-sandbox, to measure what the sandbox costs",
+    )
+
+
 def parse_placements(text: str) -> list[str]:
     """A benchmark's ``--placements`` ("partitioned,shared"); ValueError on a name it
     does not know, or on "partitioned" where there are not two CPUs to split, rather
