@@ -302,6 +302,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    # Terminal tickets travel in query strings: no logged path keeps its query string.
+    "filters": {"redact_query": {"()": "core.logging.RedactQueryStrings"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
         "null": {"class": "logging.NullHandler"},
@@ -309,6 +311,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        "uvicorn.error": {"filters": ["redact_query"]},
+        "uvicorn.access": {"filters": ["redact_query"]},
+        "django.request": {"filters": ["redact_query"]},
         # Scanners send random Host headers; the 400 answer is enough, no traceback.
         "django.security.DisallowedHost": {"handlers": ["null"], "propagate": False},
     },

@@ -158,6 +158,7 @@ async def test_a_used_ticket_is_refused(stack):
     with pytest.raises(websockets.InvalidStatus):
         await TerminalClient.open(stack.portal.url, ticket)
     await term.close()
+    assert ticket not in stack.portal.log()  # the server logs paths without query strings
 
 
 async def test_admin_terminate_shows_the_message_and_closes(stack):
