@@ -5,17 +5,30 @@ WebSocket whose Host is under `PREVIEW_DOMAIN` goes to the preview origin's own 
 before anything else, so no Django view, middleware or cookie of the portal ever serves
 a preview host; other WebSockets go to the relay's consumers, other HTTP to `http`.
 The lifespan protocol runs the process's housekeeping (`relay.housekeeping`).
+
+Sockets of the portal's own pages (`session_socket`) authenticate with the session
+cookie and refuse a handshake whose Origin is not one of `ALLOWED_HOSTS`, so another
+site cannot open them with the builder's cookie (cross-site WebSocket hijacking). The
+terminal and the tunnel authenticate with their own tickets and tokens.
 """
 
 from __future__ import annotations
 
+from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
 
 from relay import housekeeping
 from relay.consumers import preview
 from relay.consumers.terminal import TerminalConsumer
 from relay.consumers.tunnel import TunnelConsumer
+
+
+def session_socket(consumer):
+    """`consumer` behind the Origin check and the session: `scope["user"]` is the member."""
+    return AllowedHostsOriginValidator(AuthMiddlewareStack(consumer))
+
 
 websocket_urlpatterns = [
     path("agent/v1/tunnel", TunnelConsumer.as_asgi()),
