@@ -47,9 +47,12 @@ migrations-check: setup
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 
 bench: setup
+	bin/system-packages bubblewrap passt chromium
 	DEBUG=true $(PY) bench/discovery.py
 	DEBUG=true $(PY) bench/terminal.py
 	DEBUG=true $(PY) bench/preview.py
+	DEBUG=true $(PY) bench/pages.py
+	DEBUG=true $(PY) bench/events.py --browser
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles static/vendor

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from importlib import import_module
+
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.db.models import Q, QuerySet
+from django.utils.crypto import constant_time_compare
 
 from accounts.models import ApiToken, User, UserTag
 
@@ -37,3 +42,16 @@ def member_search(
     if q:
         members = members.filter(Q(email__icontains=q) | Q(full_name__icontains=q))
     return members
+
+
+def session_member(session_key: str | None) -> User | None:
+    """The active member a browser session still signs in, or None (signed out, expired,
+    suspended, or its password changed since). Only reads: the session is left as it is,
+    for the member's next request to end."""
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user_id = session.get(SESSION_KEY)
+    user = User.objects.filter(pk=user_id, is_active=True).first() if user_id else None
+    session_hash = session.get(HASH_SESSION_KEY) or ""
+    if user is None or not constant_time_compare(session_hash, user.get_session_auth_hash()):
+        return None
+    return user

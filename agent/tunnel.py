@@ -34,6 +34,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from agent import __version__, protocol
 from agent.forward import Forwarder
+from agent.logs import LogService
 from agent.multiplex import Multiplexer, StreamHandler
 from agent.rpc import RpcDispatcher
 from agent.runtimes.base import Runtime
@@ -124,9 +125,11 @@ class Tunnel:
         self.forwarder = Forwarder(runtime)
         grace = {} if shell_grace is None else {"grace": shell_grace}
         self.shells = ShellService(runtime, **grace)
+        self.logs = LogService(runtime)
         self.handlers: dict[str, StreamHandler] = {
             "rpc": self.dispatcher.handle_stream,
             "shell": self.shells.handle_stream,
+            "logs": self.logs.handle_stream,
             "http": self.forwarder.handle_http,
             "websocket": self.forwarder.handle_websocket,
         }

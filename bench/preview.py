@@ -2,7 +2,9 @@
 
 One run, loopback only, bounded (about three minutes with the defaults). A small asyncio
 HTTP/1.1 app with keep-alive runs *inside a workspace* (local runtime) and serves
-`/small` (1 KiB) and `/large` (1 MiB). The same app is measured:
+`/small` (1 KiB) and `/large` (1 MiB) of bytes and `/page`, a 1 KiB HTML page asked for as
+a browser asks for a document (`Accept: text/html`, `Sec-Fetch-Dest: document`: through
+Enclave it gets the preview bridge's script tag). The same app is measured:
 
 * direct — the client talks to the app's loopback port;
 * enclave-daphne / enclave-uvicorn — browser path: portal (under that server) → tunnel →
@@ -64,6 +66,8 @@ import asyncio, os
 
 SMALL = b"s" * 1024
 LARGE = b"L" * (1024 * 1024)
+PAGE = b"<!doctype html><html><head><meta charset=utf-8><title>page</title></head><body>"
+PAGE += b"p" * (1024 - len(PAGE) - len(b"</body></html>")) + b"</body></html>"
 
 
 async def handle(reader, writer):
@@ -71,10 +75,11 @@ async def handle(reader, writer):
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
             path = head.split(b" ", 2)[1]
-            body = LARGE if path == b"/large" else SMALL
+            body = LARGE if path == b"/large" else PAGE if path == b"/page" else SMALL
+            kind = b"text/html; charset=utf-8" if path == b"/page" else b"application/octet-stream"
             writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-                b"Content-Length: %d\r\n\r\n" % len(body)
+                b"HTTP/1.1 200 OK\r\nContent-Type: %b\r\n"
+                b"Content-Length: %d\r\n\r\n" % (kind, len(body))
             )
             writer.write(body)
             await writer.drain()
@@ -92,7 +97,9 @@ async def main():
 asyncio.run(main())
 """
 
-SIZES = {"1 KiB": "/small", "1 MiB": "/large"}
+DOCUMENT = "Accept: text/html\r\nSec-Fetch-Dest: document\r\n"
+SIZES = {"1 KiB": ("/small", ""), "1 MiB": ("/large", ""), "page": ("/page", DOCUMENT)}
+"""Label → path and the request's extra header lines."""
 
 
 @dataclass
@@ -128,10 +135,14 @@ async def _one(reader, writer, request: bytes) -> None:
     await reader.readuntil(b"\r\n")
 
 
-async def _worker(target: Target, path: str, until: float, latencies: list[float]) -> int:
+async def _worker(
+    target: Target, path: tuple[str, str], until: float, latencies: list[float]
+) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", target.port, limit=1 << 20)
     cookie = f"Cookie: {target.cookie}\r\n" if target.cookie else ""
-    request = f"GET {path} HTTP/1.1\r\nHost: {target.host}\r\n{cookie}\r\n".encode()
+    target_path, extra = path
+    request = f"GET {target_path} HTTP/1.1\r\nHost: {target.host}\r\n{cookie}{extra}\r\n"
+    request = request.encode()
     errors = 0
     try:
         while time.perf_counter() < until:
@@ -149,7 +160,9 @@ async def _worker(target: Target, path: str, until: float, latencies: list[float
     return errors
 
 
-async def measure(target: Target, path: str, concurrency: int, duration: float) -> Result:
+async def measure(
+    target: Target, path: tuple[str, str], concurrency: int, duration: float
+) -> Result:
     await _run(target, path, concurrency, min(1.0, duration / 4), [])  # warm-up
     latencies: list[float] = []
     started = time.perf_counter()

@@ -1,5 +1,5 @@
 // Copies the browser builds of the front-end packages into static/vendor/ (served by the portal).
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 
 const files = {
@@ -7,9 +7,21 @@ const files = {
   "@xterm/xterm/css/xterm.css": "xterm/xterm.css",
   "@xterm/addon-fit/lib/addon-fit.mjs": "xterm/addon-fit.mjs",
 };
+// Whole directories: Monaco's prebuilt AMD build loads its modules and workers by path.
+const directories = {
+  "monaco-editor/min/vs": "monaco/vs",
+};
 for (const [from, to] of Object.entries(files)) {
   const target = join("static", "vendor", to);
   mkdirSync(dirname(target), { recursive: true });
   copyFileSync(join("node_modules", from), target);
 }
-console.log(`copied ${Object.keys(files).length} front-end files into static/vendor/`);
+for (const [from, to] of Object.entries(directories)) {
+  const target = join("static", "vendor", to);
+  rmSync(target, { recursive: true, force: true });
+  mkdirSync(dirname(target), { recursive: true });
+  cpSync(join("node_modules", from), target, { recursive: true });
+}
+console.log(
+  `copied ${Object.keys(files).length} files and ${Object.keys(directories).length} directories into static/vendor/`,
+);

@@ -27,6 +27,7 @@ class TabKind(models.TextChoices):
     TERMINAL = "terminal", "Terminal"
     AI = "ai", "AI tool"
     COMMAND = "command", "Custom command"
+    FILES = "files", "Files"
 
 
 class Network(models.TextChoices):

@@ -19,11 +19,15 @@ def catalog_for(user) -> QuerySet[Blueprint]:
     """
     if not (user and user.is_authenticated and user.is_active):
         return Blueprint.objects.none()
-    email = normalize_email(user.email)
-    domain = email.rsplit("@", 1)[-1] if "@" in email else ""
     states = [BlueprintState.ENABLED]
     if user.is_admin:
         states.append(BlueprintState.TESTING)
+    return _admitted(user, states)
+
+
+def _admitted(user, states: list[str]) -> QuerySet[Blueprint]:
+    email = normalize_email(user.email)
+    domain = email.rsplit("@", 1)[-1] if "@" in email else ""
     rules = BlueprintAccessRule.objects.filter(blueprint=OuterRef("pk"))
     admitted = rules.filter(
         Q(kind=AccessRuleKind.EMAIL, value=email) | Q(kind=AccessRuleKind.DOMAIN, value=domain)
@@ -34,6 +38,14 @@ def catalog_for(user) -> QuerySet[Blueprint]:
         .select_related("cluster")
         .order_by("category", "name")
     )
+
+
+def coming_soon_for(user) -> QuerySet[Blueprint]:
+    """`testing` blueprints the access rules admit `user` to: shown to builders as
+    "Coming soon", never launchable by them (admins find them in `catalog_for`)."""
+    if not (user and user.is_authenticated and user.is_active):
+        return Blueprint.objects.none()
+    return _admitted(user, [BlueprintState.TESTING])
 
 
 def blueprint_for_launch(user, key: str) -> Blueprint | None:

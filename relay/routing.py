@@ -21,6 +21,8 @@ from django.urls import path
 
 from relay import housekeeping
 from relay.consumers import preview
+from relay.consumers.events import EventsConsumer
+from relay.consumers.logs import LogsConsumer
 from relay.consumers.terminal import TerminalConsumer
 from relay.consumers.tunnel import TunnelConsumer
 
@@ -33,6 +35,8 @@ def session_socket(consumer):
 websocket_urlpatterns = [
     path("agent/v1/tunnel", TunnelConsumer.as_asgi()),
     path("ws/terminal/", TerminalConsumer.as_asgi()),
+    path("ws/logs/", session_socket(LogsConsumer.as_asgi())),
+    path("ws/events/", session_socket(EventsConsumer.as_asgi())),
 ]
 
 

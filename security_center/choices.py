@@ -9,3 +9,4 @@ class FirewallAction(models.TextChoices):
 class ConnectionKind(models.TextChoices):
     SHELL = "shell", "Terminal"
     PREVIEW = "preview", "Preview"
+    LOGS = "logs", "Logs"

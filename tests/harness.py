@@ -293,6 +293,35 @@ def partition(portal: Portal, placement: str) -> list[str]:
     return ["--cpus", format_cpus(frozenset(rest))]
 
 
+_SIGN_IN = """
+import json
+from importlib import import_module
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from accounts.models import User
+store = import_module(settings.SESSION_ENGINE).SessionStore
+keys = {}
+for email in json.loads(EMAILS):
+    user = User.objects.filter(email=email).first() or User.objects.create_user(email)
+    session = store()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    keys[email] = session.session_key
+print("SESSIONS=" + json.dumps(keys))
+"""
+
+
+def sign_in(portal: Portal, emails: list[str]) -> dict[str, str]:
+    """A browser session of each member (created as a builder if unknown): e-mail → the
+    session key, the value of the portal's session cookie."""
+    code = f"EMAILS = {json.dumps(json.dumps(emails))}\n{_SIGN_IN}"
+    output = manage(portal.var_dir, "shell", "-c", code, env=portal.env)
+    line = next(x for x in output.splitlines() if x.startswith("SESSIONS="))
+    return json.loads(line.removeprefix("SESSIONS="))
+
+
 def portal_db_rows(portal: Portal, sql: str, params: tuple = ()) -> list[tuple]:
     """Rows of a query on the portal's SQLite file (works while the portal is stopped)."""
     import sqlite3
@@ -365,3 +394,20 @@ class PreviewClient:
 
     def post(self, path: str, **kwargs) -> requests.Response:
         return self.request("POST", path, **kwargs)
+
+
+# --- members ---------------------------------------------------------------------------------
+
+_SET_MEMBER = (
+    "from accounts.models import User; from accounts.choices import Role; "
+    "u = User.objects.filter(email={email!r}).first() or "
+    "User.objects.create_user({email!r}, {password!r}); "
+    "u.set_password({password!r}); u.role = Role.ADMIN if {admin!r} else Role.USER; u.save()"
+)
+
+
+def create_member(portal: Portal, email: str, password: str, *, admin: bool = False) -> None:
+    """A member who signs in with `password` (a builder unless `admin`); an existing
+    member of that e-mail gets the password and the role."""
+    snippet = _SET_MEMBER.format(email=email, password=password, admin=admin)
+    manage(portal.var_dir, "shell", "-c", snippet, env=portal.env)

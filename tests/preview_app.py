@@ -1,9 +1,12 @@
 """A small real web app for preview tests, run inside a workspace (standard library only).
 
 Routes: `/` (a page whose script opens a WebSocket and reports what it can see),
-`/app.js`, `POST /echo` (sha256 and size of the body, the headers), `/headers`,
-`/download` (20 MiB, streamed), `/sse` (five events 0.3 s apart), `/redirect`
-(302 with two cookies), `/ws` (a minimal RFC 6455 echo). Listens on `$PORT`.
+`/app.js`, `/spa` and every path under it (a single-page app: a button that pushes
+`/spa/pushed` and sets the title, a link to `#section`, a log of the messages the page
+receives and of the navigations each one started), `/spa.js`, `POST /echo` (sha256 and
+size of the body, the headers), `/headers`, `/download` (20 MiB, streamed), `/sse` (five
+events 0.3 s apart), `/redirect` (302 with two cookies), `/ws` (a minimal RFC 6455 echo).
+Listens on `$PORT`.
 """
 
 import base64
@@ -35,6 +38,39 @@ report();
 """
 
 
+SPA_PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>SPA app</title></head>
+<body><h1>Single-page app</h1><button id="push">Push /spa/pushed</button>
+<a id="to-section" href="#section">To the section</a>
+<p>Loaded: <output id="loaded" aria-label="Load id"></output></p>
+<pre id="log" role="log" aria-label="Messages received">[]</pre>
+<h2 id="section">Section</h2><script src="/spa.js"></script></body></html>"""
+
+SPA_SCRIPT = b"""
+const log = [];
+let navigating = null;
+document.getElementById("loaded").textContent = String(Math.random());
+document.getElementById("push").addEventListener("click", () => {
+  history.pushState({}, "", "/spa/pushed");
+  document.title = "Pushed";
+});
+// A navigation started while a message is handled (by a listener registered before this
+// one, such as the preview bridge's) fires "navigate" in the same task, before this page's
+// own listener runs; it is forgotten in the next task.
+if (window.navigation) {
+  navigation.addEventListener("navigate", (event) => {
+    navigating = event.destination.url;
+    setTimeout(() => { navigating = null; }, 0);
+  });
+}
+addEventListener("message", (event) => {
+  const data = event.data || {};
+  log.push({origin: event.origin, type: data.type, path: data.path, hash: location.hash,
+            navigating});
+  document.getElementById("log").textContent = JSON.stringify(log);
+});
+"""
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -61,6 +97,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, PAGE, "text/html; charset=utf-8", [("X-Frame-Options", "DENY")])
         if self.path == "/app.js":
             return self._send(200, SCRIPT, "text/javascript")
+        if self.path == "/spa.js":
+            return self._send(200, SPA_SCRIPT, "text/javascript")
+        if self.path.split("?", 1)[0].startswith("/spa"):
+            return self._send(200, SPA_PAGE, "text/html; charset=utf-8")
         if self.path == "/headers":
             return self._send(200, json.dumps(self._headers()).encode(), "application/json")
         if self.path == "/download":

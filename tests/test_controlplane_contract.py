@@ -17,17 +17,18 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
 from asgiref.sync import sync_to_async
 
-from agent.protocol import BLUEPRINT_TAG, NAME_TAG, OWNER_TAG, RUNNING, STOPPED
+from agent.protocol import BLUEPRINT_TAG, MAX_FILE_BYTES, NAME_TAG, OWNER_TAG, RUNNING, STOPPED
 from clusters.models import Cluster
 from clusters.services import cluster_create
 from tests.harness import ROOT, free_port, kill_workspaces, stop_process, wait_until
-from workspaces.controlplane import ClusterUnavailable, EnvironmentNotFound
+from workspaces.controlplane import ClusterUnavailable, EnvironmentNotFound, FileRefused
 from workspaces.controlplane.agent import AgentControlPlane
 from workspaces.controlplane.memory import InMemoryControlPlane
 
@@ -233,3 +234,64 @@ def test_a_cluster_without_its_agent_is_unreachable(contract):
     assert listing.unreachable == [cluster.name]
     with pytest.raises(ClusterUnavailable):
         plane.get(cluster, "env-000000000000")
+
+
+def _home(plane, cluster, environment_id: str, tmp_path) -> Path:
+    """Where the environment's home is on disk, for each implementation."""
+    if isinstance(plane, InMemoryControlPlane):
+        return InMemoryControlPlane.home_of(cluster.name, environment_id)
+    return tmp_path / "agent" / "environments" / environment_id / "home"
+
+
+def _refused(code: str, call, **kwargs) -> None:
+    with pytest.raises(FileRefused) as info:
+        call(**kwargs)
+    assert info.value.code == code, info.value.detail
+
+
+def test_the_files_of_a_home(contract, tmp_path):
+    plane, cluster = contract
+    environment_id = _create(plane, cluster).id
+    _until(plane, cluster, environment_id, RUNNING)
+    home = _home(plane, cluster, environment_id, tmp_path)
+    where = {"cluster": cluster, "environment_id": environment_id}
+
+    saved = plane.file_write(**where, path="src/app.py", content="print(1)\n", base_version=None)
+    read = plane.file_read(**where, path="src/app.py")
+    assert (read.content, read.version, read.binary) == ("print(1)\n", saved.version, False)
+    assert (home / "src" / "app.py").read_text() == "print(1)\n"
+    listing = plane.files_list(**where, path="")
+    assert ("src", "dir") in [(e.name, e.type) for e in listing.entries]
+    assert not listing.truncated
+    _refused(
+        "file_conflict",
+        plane.file_write,
+        **where,
+        path="src/app.py",
+        content="x",
+        base_version="sha256-stale",
+    )
+    _refused("path_invalid", plane.file_read, **where, path="../etc/passwd")
+    os.symlink("/etc", home / "etc")
+    _refused("path_outside_home", plane.file_read, **where, path="etc/passwd")
+    _refused("file_not_found", plane.file_read, **where, path="nope.txt")
+
+    moved = plane.file_rename(**where, source="src", target="lib", overwrite=False)
+    assert (moved.path, moved.type) == ("lib", "dir")
+    plane.file_write(**where, path="other.txt", content="", base_version=None)
+    _refused(
+        "file_exists", plane.file_rename, **where, source="other.txt", target="lib", overwrite=False
+    )
+    _refused("directory_not_empty", plane.file_delete, **where, path="lib", recursive=False)
+    plane.file_delete(**where, path="lib", recursive=True)
+    assert not (home / "lib").exists()
+
+    unit = 'five mebibytes through the tunnel, "quoted" ✓\n'
+    count = MAX_FILE_BYTES // len(unit.encode())
+    text = unit * count + "x" * (MAX_FILE_BYTES - count * len(unit.encode()))
+    assert len(text.encode()) == MAX_FILE_BYTES
+    big = plane.file_write(**where, path="big.txt", content=text, base_version=None)
+    assert big.size == MAX_FILE_BYTES
+    assert plane.file_read(**where, path="big.txt").content == text
+    with pytest.raises(EnvironmentNotFound):
+        plane.file_read(cluster=cluster, environment_id="env-000000000000", path="x")

@@ -14,6 +14,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
+from relay.consumers.preview import bridge
 from tests import preview_app
 from tests.harness import (
     Portal,
@@ -71,6 +72,25 @@ def test_preview_end_to_end(portal, admin_api, workspace):
     assert page.status_code == 200 and b"Preview app" in page.content
     assert "X-Frame-Options" not in page.headers
     assert page.headers["Content-Security-Policy"] == f"frame-ancestors 'self' {portal.url}"
+
+    # A page asked for as a browser asks for a document gets the preview bridge's tag, its
+    # length fixed; the app is asked not to compress it; the script is public.
+    document = {"Sec-Fetch-Dest": "document", "Accept-Encoding": "gzip, br"}
+    framed = client.get("/", headers=document)
+    tag = (
+        f'<script src="{bridge.BRIDGE_PATH}?v={bridge.VERSION}" data-portal="{portal.url}">'
+        "</script>"
+    ).encode()
+    assert framed.content == page.content.replace(b"<head>", b"<head>" + tag, 1)
+    assert int(framed.headers["Content-Length"]) == len(framed.content)
+    seen = {name.lower(): value for name, value in client.get("/headers", headers=document).json()}
+    assert seen["accept-encoding"] == "identity"
+    script = PreviewClient(portal, client.host).get(f"{bridge.BRIDGE_PATH}?v={bridge.VERSION}")
+    assert script.status_code == 200 and script.content == bridge.SOURCE
+    assert script.headers["Content-Type"] == "application/javascript; charset=utf-8"
+    head = client.request("HEAD", bridge.BRIDGE_PATH)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["Content-Length"] == str(len(bridge.SOURCE))
 
     # POST with a body, sized and chunked.
     body = bytes(range(256)) * 4096

@@ -12,15 +12,20 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
-from blueprints.selectors import catalog_for
+from accounts.selectors import user_tags_for
+from blueprints.models import Blueprint
+from blueprints.selectors import catalog_for, coming_soon_for
 from clusters.selectors import clusters_not_isolated
 from core.client_ip import request_client_ip
 from core.errors import ApplicationError
 from core.models import OrganizationSettings
 from workspaces import services
-from workspaces.selectors import workspace_for, workspaces_for
+from workspaces.api.serializers import WorkspaceSerializer
+from workspaces.selectors import clusters_with_workspaces_of, workspace_for, workspaces_for
+from workspaces.services import display_name
 
 OPERATIONS = {
     "start": (services.workspace_start, "started"),
@@ -32,22 +37,48 @@ OPERATIONS = {
 
 @require_GET
 @login_required
+@ensure_csrf_cookie
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """My workspaces (with terminal and preview links when running, and a red notice on
-    those whose cluster runs them without a sandbox) and what I can launch."""
+    """My workspaces and what I can launch; the page keeps itself current over
+    `/ws/events/` (static/js/dashboard.js), so the data here is only its first state.
+
+    Builders see `testing` blueprints as "Coming soon" (not launchable). An unreachable
+    cluster is mentioned only to members who have workspaces there.
+    """
     org = OrganizationSettings.load()
+    user = request.user
     try:
-        listing = workspaces_for(request.user)
+        listing = workspaces_for(user)
         workspaces, unreachable = listing.workspaces, listing.unreachable
     except ApplicationError as exc:
         messages.error(request, exc.detail)
         workspaces, unreachable = [], []
+    catalog = list(catalog_for(user))
+    coming_soon = [] if user.is_admin else list(coming_soon_for(user))
+    # Names of the blueprints this page mentions only: the catalog and my workspaces'.
+    keys = {w.blueprint for w in workspaces} | {b.key for b in catalog}
+    blueprints = {b.key: b.name for b in Blueprint.objects.filter(key__in=keys).only("key", "name")}
+    data = {
+        "me": {"email": user.email, "is_admin": user.is_admin},
+        "workspaces": WorkspaceSerializer(workspaces, many=True).data,
+        "unreachable": clusters_with_workspaces_of(user, unreachable),
+        "not_isolated": sorted(clusters_not_isolated()),
+        "blueprints": blueprints,
+        "tags": list(user_tags_for(user).values_list("name", flat=True)),
+        "limit": org.max_running_workspaces_per_user,
+        "urls": {
+            "api": "/api/v1/workspaces",
+            "editor": reverse("workspace-editor", args=["__id__"]),
+        },
+    }
     context = {
         "org": org,
-        "workspaces": workspaces,
-        "unreachable": unreachable,
-        "not_isolated": clusters_not_isolated(),
-        "catalog": list(catalog_for(request.user)),
+        "has_workspaces": bool(workspaces),
+        "catalog": [
+            {"blueprint": b, "default_name": display_name(b, user=user, name="")} for b in catalog
+        ],
+        "coming_soon": coming_soon,
+        "dashboard": data,
     }
     return render(request, "dashboard.html", context)
 
@@ -60,6 +91,7 @@ def launch(request: HttpRequest) -> HttpResponseRedirect:
             actor=request.user,
             blueprint_key=request.POST.get("blueprint", ""),
             name=request.POST.get("name", ""),
+            exact_name=request.POST.get("exact_name") == "1",
             ip=request_client_ip(request),
         )
     except ApplicationError as exc:

@@ -40,6 +40,7 @@ from core.errors import ApplicationError, RateLimited
 from core.models import OrganizationSettings
 from workspaces.choices import TicketKind
 from workspaces.controlplane import ClusterUnavailable, EnvironmentNotFound, get_control_plane
+from workspaces.events import workspace_event_deleted, workspace_event_publish
 from workspaces.models import Ticket, WorkspaceTagAssignment
 from workspaces.selectors import Workspace, discovery_invalidate, running_workspace_count
 
@@ -165,9 +166,18 @@ def _clean_name(name: str | None) -> str:
 
 
 def workspace_launch(
-    *, actor: User, blueprint_key: str, name: str = "", ip: str | None = None
+    *,
+    actor: User,
+    blueprint_key: str,
+    name: str = "",
+    exact_name: bool = False,
+    ip: str | None = None,
 ) -> Workspace:
     """Launch a workspace from a blueprint for `actor`.
+
+    The name goes through the blueprint's naming template, unless `exact_name` says it
+    is already final (the launch dialog shows the templated default and sends back what
+    the member kept or typed).
 
     Refuses with: 400 (unknown blueprint, bad name), 403 `blueprint_forbidden` (ACL or
     state), 429 `rate_limited` (launches per minute), 409 `workspace_limit_reached`
@@ -222,7 +232,9 @@ def workspace_launch(
             BLUEPRINT_ID_TAG: str(blueprint.pk),
             BLUEPRINT_TAG: blueprint.key,
             OWNER_TAG: actor.email,
-            NAME_TAG: display_name(blueprint, user=actor, name=name),
+            NAME_TAG: name
+            if exact_name and name
+            else display_name(blueprint, user=actor, name=name),
         }
         environment = get_control_plane().create(
             cluster, spec=spec, metadata=metadata, secret_env=secret_env
@@ -237,7 +249,13 @@ def workspace_launch(
         cluster=cluster.name,
         name=metadata[NAME_TAG],
     )
-    return Workspace(environment, [])
+    return _published(Workspace(environment, []))
+
+
+def _published(workspace: Workspace) -> Workspace:
+    """`workspace`, once its owner's and the admins' pages were told (after the commit)."""
+    workspace_event_publish(workspace)
+    return workspace
 
 
 def _blueprint_of(workspace: Workspace) -> Blueprint | None:
@@ -277,7 +295,7 @@ def workspace_start(
         environment = workspace.environment
     discovery_invalidate(cluster.pk)
     _audit("workspace.start", actor=actor, workspace_id=workspace.id, ip=ip)
-    return Workspace(environment, workspace.tags)
+    return _published(Workspace(environment, workspace.tags))
 
 
 def workspace_stop(
@@ -287,7 +305,7 @@ def workspace_stop(
     environment = get_control_plane().stop(cluster, workspace.id)
     discovery_invalidate(cluster.pk)
     _audit("workspace.stop", actor=actor, workspace_id=workspace.id, ip=ip)
-    return Workspace(environment, workspace.tags)
+    return _published(Workspace(environment, workspace.tags))
 
 
 def workspace_restart(
@@ -299,7 +317,7 @@ def workspace_restart(
     environment = get_control_plane().restart(cluster, workspace.id, secret_env=secret_env)
     discovery_invalidate(cluster.pk)
     _audit("workspace.restart", actor=actor, workspace_id=workspace.id, ip=ip)
-    return Workspace(environment, workspace.tags)
+    return _published(Workspace(environment, workspace.tags))
 
 
 def workspace_delete(
@@ -310,6 +328,9 @@ def workspace_delete(
     WorkspaceTagAssignment.objects.filter(cluster=cluster, environment_id=workspace.id).delete()
     discovery_invalidate(cluster.pk)
     _audit("workspace.delete", actor=actor, workspace_id=workspace.id, ip=ip)
+    workspace_event_deleted(
+        workspace_id=workspace.id, cluster=cluster.name, owner_email=workspace.owner_email
+    )
 
 
 def workspace_rename(
@@ -324,7 +345,7 @@ def workspace_rename(
     environment = get_control_plane().set_metadata(cluster, workspace.id, {NAME_TAG: name})
     discovery_invalidate(cluster.pk)
     _audit("workspace.rename", actor=actor, workspace_id=workspace.id, ip=ip, name=name)
-    return Workspace(environment, workspace.tags)
+    return _published(Workspace(environment, workspace.tags))
 
 
 def workspace_logs(
@@ -357,7 +378,8 @@ def workspace_set_tags(
                 cluster=cluster, environment_id=workspace.id, tag=tag
             )
         _audit("workspace.tags", actor=actor, workspace_id=workspace.id, ip=ip, tags=names)
-    return Workspace(workspace.environment, names)
+        tagged = _published(Workspace(workspace.environment, names))
+    return tagged
 
 
 def workspace_upgrade(
@@ -377,7 +399,7 @@ def workspace_upgrade(
     _audit(
         "workspace.upgrade", actor=actor, workspace_id=workspace.id, ip=ip, blueprint=blueprint.key
     )
-    return Workspace(environment, workspace.tags)
+    return _published(Workspace(environment, workspace.tags))
 
 
 def workspace_shell_ticket(
@@ -492,10 +514,17 @@ def tickets_purge(*, older_than: timedelta = timedelta(days=1)) -> int:
     return deleted
 
 
+EXTRA_SHELL = -1
+"""The `tab` of a terminal the builder added with "+": a plain shell beside the layout."""
+
+
 def workspace_tab_command(
     *, user: User, cluster: Cluster, workspace_id: str, tab: int
 ) -> str | None:
     """What layout tab `tab` of a workspace runs: None for a plain shell.
+
+    `EXTRA_SHELL` asks for a plain shell outside the layout, which a locked layout
+    refuses (400 `tab_invalid`).
 
     The workspace is read fresh through the control plane; only its owner (or an admin)
     gets an answer, anyone else 404 `not_found`. Its blueprint's layout decides, tab 0
@@ -509,6 +538,13 @@ def workspace_tab_command(
         raise EnvironmentNotFound()
     blueprint = _blueprint_of(Workspace(environment))
     tabs = blueprint.layout_tabs if blueprint is not None else []
+    if tab == EXTRA_SHELL:
+        if blueprint is not None and blueprint.layout_locked:
+            raise ApplicationError(
+                "This workspace's layout is locked: no terminal can be added.",
+                code="tab_invalid",
+            )
+        return None
     if blueprint is None and tab == 0:
         return None
     if not 0 <= tab < len(tabs):

@@ -11,6 +11,7 @@ urlpatterns = [
         dashboard.operate,
         name="workspace-operate",
     ),
+    path("workspaces/<str:workspace_id>/", views.editor, name="workspace-editor"),
     path("workspaces/<str:workspace_id>/terminal", views.terminal, name="workspace-terminal"),
     path(
         "workspaces/<str:workspace_id>/terminal/status",

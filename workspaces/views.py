@@ -1,7 +1,8 @@
-"""Server-rendered workspace pages: the browser terminal (the later UI issue embeds it).
+"""Server-rendered workspace pages: the editor (the builder's whole working day) and the
+standalone terminal.
 
-Both views are for the signed-in owner only: someone else's workspace, or an unknown
-id, answers 404 exactly like the API does.
+Every view is for the signed-in owner only: someone else's workspace, or an unknown id,
+answers 404 exactly like the API does.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
+from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
@@ -17,7 +20,14 @@ from clusters.models import Cluster
 from core.client_ip import request_client_ip
 from core.errors import ApplicationError
 from security_center.services import firewall_evaluate
-from workspaces.selectors import Workspace, workspace_for
+from workspaces import links
+from workspaces.api.serializers import WorkspaceSerializer
+from workspaces.selectors import (
+    Workspace,
+    clusters_with_workspaces_of,
+    workspace_for,
+    workspaces_for,
+)
 
 
 def _own_workspace(request: HttpRequest, workspace_id: str) -> tuple[Workspace, Cluster]:
@@ -36,6 +46,59 @@ def _tabs(workspace: Workspace) -> list[dict[str, str]]:
     return [{"kind": t.get("kind", "terminal"), "title": t.get("title", "")} for t in tabs] or [
         {"kind": "terminal", "title": "Terminal"}
     ]
+
+
+@require_GET
+@login_required
+@ensure_csrf_cookie
+def editor(request: HttpRequest, workspace_id: str) -> HttpResponse:
+    """The editor: top bar, the layout's tabs (terminals, AI and command tabs, files), the
+    preview panel and the logs, in one page that follows the workspace over
+    `/ws/events/` (static/js/editor.js). Commands of the layout never reach the page:
+    it gets titles and kinds, the portal turns a tab index into its command."""
+    try:
+        workspace, cluster = _own_workspace(request, workspace_id)
+    except ApplicationError as exc:  # the cluster is unreachable: the page explains it
+        return render(request, "editor.html", {"error": exc.detail}, status=exc.status)
+    except Http404:
+        unreachable = clusters_with_workspaces_of(
+            request.user, workspaces_for(request.user).unreachable
+        )
+        if not unreachable:
+            raise
+        detail = (
+            f"{', '.join(unreachable)} is not answering right now, and this workspace may be "
+            "there. Try again in a moment."
+        )
+        return render(request, "editor.html", {"error": detail}, status=503)
+    blueprint = Blueprint.objects.filter(key=workspace.blueprint).first()
+    data = {
+        "workspace": WorkspaceSerializer(workspace).data,
+        "me": {"email": request.user.email, "is_admin": request.user.is_admin},
+        "blueprint": {
+            "name": blueprint.name if blueprint else workspace.blueprint,
+            "tabs": _tabs(workspace),
+            "locked": blueprint.layout_locked if blueprint else False,
+            "preview": blueprint.preview_enabled if blueprint else True,
+            "path_bar": blueprint.path_bar_enabled if blueprint else True,
+        },
+        "not_isolated": cluster.not_isolated,
+        "urls": {
+            "api": f"/api/v1/workspaces/{workspace.id}",
+            "dashboard": reverse("home"),
+            "terminal_status": reverse("workspace-terminal-status", args=[workspace.id]),
+        },
+        "preview_origins": {
+            str(p["port"]): links.preview_origin(workspace.id, p["port"]) for p in workspace.ports
+        },
+        "vendor": {
+            "xterm": static("vendor/xterm/xterm.mjs"),
+            "fit": static("vendor/xterm/addon-fit.mjs"),
+            "monaco": static("vendor/monaco/vs"),
+        },
+    }
+    context = {"workspace": workspace, "blueprint": blueprint, "editor": data}
+    return render(request, "editor.html", context)
 
 
 @require_GET

@@ -24,9 +24,13 @@ from agent.protocol.core import *  # noqa: F403
 from agent.protocol.core import __all__ as _core
 from agent.protocol.environments import *  # noqa: F403
 from agent.protocol.environments import __all__ as _environments
+from agent.protocol.files import *  # noqa: F403
+from agent.protocol.files import __all__ as _files
+from agent.protocol.logs import *  # noqa: F403
+from agent.protocol.logs import __all__ as _logs
 from agent.protocol.records import *  # noqa: F403
 from agent.protocol.records import __all__ as _records
 from agent.protocol.shell import *  # noqa: F403
 from agent.protocol.shell import __all__ as _shell
 
-__all__ = [*_core, *_environments, *_records, *_shell]
+__all__ = [*_core, *_environments, *_files, *_logs, *_records, *_shell]

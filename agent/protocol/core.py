@@ -29,6 +29,8 @@ MAX_BATCH: Final = 256 * 1024
 """Largest binary message: a single frame, or a BATCH of frames, in bytes."""
 MAX_MESSAGE: Final = 1024 * 1024
 """Largest text message in bytes once UTF-8 encoded (events carry environments)."""
+MAX_RPC_BODY: Final = 8 * 1024 * 1024
+"""Largest request body of an RPC, in bytes (a file the Files tab saves: 5 MiB at most)."""
 INITIAL_WINDOW: Final = 256 * 1024
 """Credit each side starts with, per stream and per direction."""
 MAX_WINDOW: Final = 2**31 - 1
@@ -43,7 +45,7 @@ CLOSE_REFUSED: Final = 4
 CLOSE_INTERNAL: Final = 5
 CLOSE_TIMEOUT: Final = 6
 
-STREAM_KINDS: Final = frozenset({"rpc", "shell", "http", "websocket"})
+STREAM_KINDS: Final = frozenset({"rpc", "shell", "logs", "http", "websocket"})
 MESSAGE_TYPES: Final = frozenset({"hello", "ping", "pong", "event"})
 EVENT_UPDATED: Final = "environment.updated"
 EVENT_DELETED: Final = "environment.deleted"
@@ -373,11 +375,28 @@ def event_message(event: str, environment: dict[str, Any]) -> dict[str, Any]:
 # -- RPC ------------------------------------------------------------------------------------
 
 
-def rpc_request(method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """OPEN payload of an RPC stream; the response comes back as DATA then CLOSE."""
+def rpc_request(
+    method: str, params: dict[str, Any] | None = None, *, body: int | None = None
+) -> dict[str, Any]:
+    """OPEN payload of an RPC stream; the response comes back as DATA then CLOSE.
+
+    ``body`` is the length of a request body that follows as DATA (raw bytes that would
+    not fit an OPEN, such as a file's content); ``None`` when the request has none.
+    """
     if not isinstance(method, str) or not method:
         raise ProtocolError(CLOSE_PROTOCOL_ERROR, "RPC method must be a non-empty string")
-    return {"kind": "rpc", "method": method, "params": dict(params or {})}
+    request: dict[str, Any] = {"kind": "rpc", "method": method, "params": dict(params or {})}
+    if body is not None:
+        request["body"] = rpc_body_length(body)
+    return request
+
+
+def rpc_body_length(value: Any) -> int:
+    """``value`` if it is a valid RPC request body length (0..MAX_RPC_BODY), else
+    ProtocolError."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_RPC_BODY:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, f"an RPC body is 0 to {MAX_RPC_BODY} bytes long")
+    return value
 
 
 def encode_rpc_result(result: Any) -> bytes:
@@ -521,6 +540,7 @@ __all__ = [
     "MAX_FRAME",
     "MAX_MESSAGE",
     "MAX_PAYLOAD",
+    "MAX_RPC_BODY",
     "MAX_STREAM_ID",
     "MAX_WINDOW",
     "MESSAGE_TYPES",
@@ -552,6 +572,7 @@ __all__ = [
     "open_frame",
     "ping_message",
     "pong_message",
+    "rpc_body_length",
     "rpc_request",
     "split_message",
 ]

@@ -6,16 +6,19 @@ exist; lifecycle methods raise ``RuntimeFailure("conflict")`` when the current
 status forbids the operation. Environments report the statuses and phases of
 `agent.protocol.environments`. Environment dicts returned by a runtime are
 read-only snapshots that are safe to JSON-serialise; callers must not mutate
-them.
+them. The codes of the Files capability (``path_invalid``, ``file_too_large``…) are
+the protocol's, in `agent.protocol.files`.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import socket
+import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,6 +29,7 @@ INVALID_SPEC: Final = "invalid_spec"
 INVALID_PARAMS: Final = "invalid_params"
 CONFLICT: Final = "conflict"
 INTERNAL: Final = "internal"
+UNSUPPORTED: Final = "unsupported"
 
 EventCallback = Callable[[str, dict[str, Any]], None]
 """``on_event(kind, environment)`` with kind ``environment.updated|deleted``."""
@@ -63,6 +67,65 @@ class ShellTarget:
     cwd: str
     env: dict[str, str]
     sandbox: Path | None = None
+
+
+@dataclass(frozen=True)
+class WorkspaceHome:
+    """A workspace's home directory on this host, as `Runtime.workspace_home` lends it.
+
+    ``mount`` is where the workspace itself sees it (``/home/builder`` in a sandbox):
+    absolute symbolic links under it point into the home. New files and directories get
+    ``uid``/``gid`` (the sandbox's host uid when the agent runs as root), or stay the
+    agent's when they are ``None``. ``lock`` serialises the agent's own changes to it.
+    """
+
+    root: Path
+    mount: str
+    uid: int | None = None
+    gid: int | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+
+
+FOLLOWER_CLOSED: Final = "closed"
+"""`LogsEnded` code of a follower its reader closed (never sent: the reader is gone)."""
+
+
+class LogsEnded(Exception):
+    """The output an environment's `LogFollower` follows ended for good.
+
+    ``code`` is one of `agent.protocol.LOG_END_CODES`, or `FOLLOWER_CLOSED`; ``detail``
+    says it in words.
+    """
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(code, detail)
+        self.code = code
+        self.detail = detail
+
+
+class LogFollower(abc.ABC):
+    """One reader of an environment's output: its last lines, then new ones as written.
+
+    `tail` is awaited once, first; then `next` again and again. Lines come without their
+    line ends, each clipped by `agent.protocol.clip_log_line`. `close` may be called at
+    any time, from any callback; `next` then raises `LogsEnded`.
+    """
+
+    @abc.abstractmethod
+    async def tail(self, count: int) -> list[str]:
+        """The last ``count`` complete lines (at most MAX_LOG_TAIL_BYTES of them)."""
+
+    @abc.abstractmethod
+    async def next(self) -> list[str]:
+        """The lines written since the last call (at least one), waiting for them.
+
+        Raises `LogsEnded` once there can be no more (the environment was deleted, the
+        runtime shuts down, or the follower was closed).
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop following; idempotent."""
 
 
 class Runtime(abc.ABC):
@@ -156,6 +219,22 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     async def logs(self, env_id: str, tail: int = 200) -> list[str]:
         """The last ``tail`` lines of the workspace's output."""
+
+    def follow_logs(self, env_id: str) -> LogFollower:
+        """A follower of the workspace's output (what `logs` reads), from its last lines on.
+
+        Raises ``not_found``; runtimes that cannot follow output raise ``unsupported``.
+        """
+        raise RuntimeFailure(UNSUPPORTED, f"the {self.name} runtime cannot follow logs")
+
+    def workspace_home(self, env_id: str) -> contextlib.AbstractAsyncContextManager[WorkspaceHome]:
+        """``async with`` it: the environment's home, kept while the block runs.
+
+        Raises ``not_found``, or ``conflict`` while the environment is being deleted or
+        its files are not there yet; runtimes without files on this host raise
+        ``unsupported``.
+        """
+        raise RuntimeFailure(UNSUPPORTED, f"the {self.name} runtime has no files here")
 
     @abc.abstractmethod
     async def set_metadata(self, env_id: str, metadata: Mapping[str, str | None]) -> dict[str, Any]:

@@ -125,12 +125,6 @@ def rotate_log(log_dir: Path, limit: int = LOG_LIMIT) -> bool:
     return True
 
 
-def rotate_logs(log_dirs: list[Path], limit: int = LOG_LIMIT) -> None:
-    """:func:`rotate_log` for each directory (one thread hop for many environments)."""
-    for log_dir in log_dirs:
-        rotate_log(log_dir, limit)
-
-
 def tail_lines(log_dir: Path, tail: int) -> list[str]:
     """The last ``tail`` lines across ``service.log.1`` then ``service.log``."""
     lines: list[str] = []

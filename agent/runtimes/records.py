@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +72,14 @@ class EnvRecord:
     proc: ProcRecord | None = None
     job: asyncio.Task[None] | None = None
     deleted: bool = False
+    files_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Serialises the agent's changes to the files of ``home`` (`agent.files`)."""
+    file_users: int = 0
+    """File operations in progress on ``home``; ``delete`` waits for them (``files_idle``)."""
+    files_idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.files_idle.set()
 
     @property
     def id(self) -> str:

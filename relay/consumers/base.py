@@ -19,6 +19,9 @@ how messages reach it:
   (1011) instead of killing the consumer silently;
 * nothing runs `close_old_connections` per message: subclasses must reach the ORM only
   through `db_async` below, which manages connections itself.
+
+`session_member` tells a page socket whether the session it was opened with still signs
+its member in, so a long-lived socket ends with a sign-out or a suspension.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from importlib import import_module
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -34,7 +38,10 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib import auth
 from django.db import close_old_connections
+from django.utils.crypto import constant_time_compare
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +61,20 @@ def db_async(func):
             close_old_connections()
 
     return sync_to_async(call, thread_sensitive=False)
+
+
+@db_async
+def session_member(session_key: str | None):
+    """The active member the session ``session_key`` still signs in, or None (signed out,
+    suspended, or the password changed since). Only reads."""
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user_id = session.get(auth.SESSION_KEY)
+    model = auth.get_user_model()
+    user = model.objects.filter(pk=user_id, is_active=True).first() if user_id else None
+    session_hash = session.get(auth.HASH_SESSION_KEY) or ""
+    if user is None or not constant_time_compare(session_hash, user.get_session_auth_hash()):
+        return None
+    return user
 
 
 class LeanWebsocketConsumer(AsyncWebsocketConsumer):

@@ -2,8 +2,9 @@
 
 Query parameters: `ticket` (required, from `POST /api/v1/workspaces/{id}/shell-ticket`),
 `workspace` (when given, the ticket must be for it), `session` (resume that shell),
-`tab` (index into the blueprint's layout tabs: the portal, never the browser, turns a
-custom-command or AI tab into the command to run), `cols` and `rows`.
+`tab` (index into the blueprint's layout tabs, or -1 for an extra plain shell that a
+locked layout refuses; the portal, never the browser, turns a custom-command or AI tab
+into the command to run), `cols` and `rows`.
 
 Promises:
 
@@ -49,7 +50,7 @@ from security_center.services import (
     firewall_check,
 )
 from workspaces.choices import TicketKind
-from workspaces.services import ticket_redeem, workspace_tab_command
+from workspaces.services import EXTRA_SHELL, ticket_redeem, workspace_tab_command
 
 logger = logging.getLogger(__name__)
 
@@ -141,12 +142,14 @@ def _tab_command(ticket, tab: int) -> str | None:
         raise
 
 
-def _int_param(params: dict[str, list[str]], name: str, default: int, high: int) -> int:
+def _int_param(
+    params: dict[str, list[str]], name: str, default: int, high: int, low: int = 0
+) -> int:
     try:
         value = int(params.get(name, [""])[0])
     except ValueError:
         return default
-    return value if 0 <= value <= high else default
+    return value if low <= value <= high else default
 
 
 class TerminalConsumer(LeanWebsocketConsumer):
@@ -263,7 +266,7 @@ class TerminalConsumer(LeanWebsocketConsumer):
     async def _open_shell(self, ticket, params) -> tuple[StreamLike, dict[str, Any]]:
         cluster = ticket.cluster
         session = params.get("session", [None])[0] or None
-        tab = _int_param(params, "tab", 0, 100)
+        tab = _int_param(params, "tab", 0, 100, low=EXTRA_SHELL)
         command = None
         try:
             if not session:

@@ -17,8 +17,10 @@ Promises:
   is refreshed at every heartbeat; a tunnel silent for 45 s is closed. On any end
   the channel is cleared (only if still ours) and every open stream is ended, so
   callers fail fast instead of hanging.
-* Agent `event` messages invalidate the discovery cache of the cluster; its `hello`
-  is recorded, isolation report included (`clusters.services.tunnel_hello` keeps only
+* Agent `event` messages invalidate the discovery cache of the cluster and are published
+  to the pages of the workspace's owner and of the admins (`/ws/events/`, through
+  `relay.consumers.events.AgentEvents`, in order per environment); its `hello` is
+  recorded, isolation report included (`clusters.services.tunnel_hello` keeps only
   what it knows).
 * Nothing here waits on the database in the frame path: database writes run in
   background tasks on their own threads, so a busy ORM thread can never stall frames.
@@ -48,6 +50,7 @@ from clusters.services import (
     tunnel_touch,
 )
 from relay.consumers.base import LeanWebsocketConsumer, db_async
+from relay.consumers.events import AgentEvents
 from relay.streams import LOCAL_TUNNELS, LocalTunnel, RelayPump
 from workspaces.selectors import discovery_invalidate
 
@@ -120,6 +123,8 @@ class TunnelConsumer(LeanWebsocketConsumer):
         elif previous and previous != self.channel_name:
             with contextlib.suppress(Exception):
                 await self.channel_layer.send(previous, {"type": "tunnel.replace"})
+        self.events = AgentEvents(cluster.pk, cluster.name)
+        self._spawn(self.events.run())
         self._spawn(self._watchdog())
         self._spawn(_invalidate(cluster.pk))
         # Claimed after a revocation committed? Then nobody was told of this tunnel.
@@ -183,7 +188,7 @@ class TunnelConsumer(LeanWebsocketConsumer):
                 )
             )
         elif kind == "event":
-            self._spawn(_invalidate(cluster_id))
+            self.events.offer(message)
 
     # --- channel-layer messages ----------------------------------------------------------
 

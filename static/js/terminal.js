@@ -8,10 +8,10 @@
 // * Flow control: output is acknowledged only once xterm.js has rendered it, so a fast
 //   producer is throttled at the PTY instead of flooding the page.
 // * A ping every 25 s keeps the socket alive through idle proxies.
-
-const root = document.getElementById("terminal-root");
-const statusLine = document.getElementById("terminal-status");
-const reconnectButton = document.getElementById("terminal-reconnect");
+//
+// `mountTerminal(host, options)` puts one terminal in `host` (the editor has several);
+// `tab` is the layout tab it opens (-1: a plain extra shell), `storageKey` names the
+// shell to reattach to. It reports its state through `onStatus(text, level)`.
 
 const PING_EVERY = 25_000;
 const ACK_EVERY = 128 * 1024;
@@ -30,21 +30,26 @@ const MESSAGES = {
   tab_invalid: "This workspace has no such tab.",
 };
 
-function setStatus(text, level = "info") {
-  statusLine.textContent = text;
-  statusLine.dataset.level = level;
-}
-
 function cookie(name) {
   const match = document.cookie.match(new RegExp(`(?:^|; )${name}=([^;]*)`));
   return match ? decodeURIComponent(match[1]) : "";
 }
 
-async function main() {
-  const [{ Terminal }, { FitAddon }] = await Promise.all([
-    import(root.dataset.xterm),
-    import(root.dataset.fit),
-  ]);
+let xterm = null;
+function loadXterm(urls) {
+  xterm ||= Promise.all([import(urls.xterm), import(urls.fit)]);
+  return xterm;
+}
+
+export async function mountTerminal(host, options) {
+  const { workspace, tab = 0, ticketUrl, statusUrl, csrf = "", onStatus = () => {} } = options;
+  const storageKey = options.storageKey || `enclave.terminal.${workspace}.${tab}`;
+  let lastStatus = "";
+  const setStatus = (text, level = "info") => {
+    lastStatus = text;
+    onStatus(text, level);
+  };
+  const [{ Terminal }, { FitAddon }] = await loadXterm(options.vendor);
   const term = new Terminal({
     cursorBlink: true,
     scrollback: 5000,
@@ -54,14 +59,14 @@ async function main() {
   });
   const fit = new FitAddon();
   term.loadAddon(fit);
-  term.open(document.getElementById("terminal"));
-  fit.fit();
-  term.focus();
+  term.open(host);
+  const refit = () => {
+    if (host.offsetParent !== null) fit.fit();
+  };
+  refit();
 
-  const workspace = root.dataset.workspace;
-  const tab = Number(root.dataset.tab || 0);
-  const storageKey = `enclave.terminal.${workspace}.${tab}`;
   const encoder = new TextEncoder();
+  let disposed = false;
   let socket = null;
   let attempt = 0;
   let retryTimer = null;
@@ -90,15 +95,11 @@ async function main() {
   term.onBinary((data) => send(Uint8Array.from(data, (c) => c.charCodeAt(0))));
   term.onResize(({ cols, rows }) => sendJson({ type: "resize", cols, rows }));
   let resizeTimer = null;
-  window.addEventListener("resize", () => {
+  const observer = new ResizeObserver(() => {
     clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(() => fit.fit(), 100);
+    resizeTimer = setTimeout(refit, 50);
   });
-  reconnectButton.addEventListener("click", () => {
-    giveUp = false;
-    attempt = 0;
-    connect();
-  });
+  observer.observe(host);
 
   function scheduleRetry(message) {
     if (giveUp) return;
@@ -111,14 +112,13 @@ async function main() {
 
   function stop(message, { offerReconnect = true } = {}) {
     giveUp = true;
-    setStatus(message, "error");
-    reconnectButton.hidden = !offerReconnect;
+    setStatus(message, offerReconnect ? "stopped" : "gone");
   }
 
   async function diagnose() {
     // A refused handshake looks like any network error to a browser: ask the portal why.
     try {
-      const response = await fetch(root.dataset.statusUrl, { credentials: "same-origin" });
+      const response = await fetch(statusUrl, { credentials: "same-origin" });
       const body = await response.json();
       if (response.status === 404) return stop("This workspace no longer exists.");
       if (body.firewall === "blocked") return stop(MESSAGES.firewall_blocked);
@@ -130,10 +130,10 @@ async function main() {
   }
 
   async function ticket() {
-    const response = await fetch(root.dataset.ticketUrl, {
+    const response = await fetch(ticketUrl, {
       method: "POST",
       credentials: "same-origin",
-      headers: { "X-CSRFToken": cookie("enclave_csrftoken") || root.dataset.csrf },
+      headers: { "X-CSRFToken": cookie("enclave_csrftoken") || csrf },
     });
     if (response.ok) return (await response.json()).ticket;
     let body = {};
@@ -150,7 +150,7 @@ async function main() {
 
   async function connect() {
     clearTimeout(retryTimer);
-    reconnectButton.hidden = true;
+    if (disposed) return;
     if (socket) socket.close();
     socket = null;
     setStatus("Connecting…");
@@ -227,7 +227,7 @@ async function main() {
       if (!opened) return diagnose();
       switch (event.code) {
         case 4000: // terminated by an administrator (message already shown)
-          return stop(statusLine.textContent || "An administrator ended this session.");
+          return stop(lastStatus || "An administrator ended this session.");
         case 4409:
           return stop(MESSAGES[event.reason] || MESSAGES.workspace_not_running);
         case 4410:
@@ -245,6 +245,27 @@ async function main() {
   }
 
   connect();
+  return {
+    term,
+    focus: () => term.focus(),
+    fit: refit,
+    reconnect() {
+      giveUp = false;
+      exited = false;
+      attempt = 0;
+      connect();
+    },
+    // Closing a tab ends its shell: forget the session so nothing reattaches to it.
+    dispose({ forget = true } = {}) {
+      disposed = true;
+      giveUp = true;
+      clearTimeout(retryTimer);
+      clearInterval(pingTimer);
+      observer.disconnect();
+      if (forget) sessionStorage.removeItem(storageKey);
+      if (socket) socket.close(1000);
+      socket = null;
+      term.dispose();
+    },
+  };
 }
-
-main().catch((error) => setStatus(`The terminal could not start: ${error.message}`, "error"));

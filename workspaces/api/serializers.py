@@ -1,6 +1,9 @@
 """Workspace shapes of the API (DESIGN §8: never rename these fields)."""
 
+from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
+
+from agent.protocol import ENTRY_TYPES
 
 
 class WorkspaceSerializer(serializers.Serializer):
@@ -45,6 +48,11 @@ class WorkspaceListSerializer(serializers.Serializer):
 class LaunchSerializer(serializers.Serializer):
     blueprint = serializers.CharField(max_length=50)
     name = serializers.CharField(max_length=60, required=False, allow_blank=True, default="")
+    exact_name = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Use `name` as it is instead of applying the blueprint's naming template.",
+    )
 
 
 class RenameSerializer(serializers.Serializer):
@@ -69,6 +77,14 @@ class TicketSerializer(serializers.Serializer):
 
 class PreviewTicketRequestSerializer(serializers.Serializer):
     port = serializers.IntegerField(min_value=1, max_value=65535)
+    path = serializers.RegexField(
+        r"^/(?!/)[^\s\\]*$",
+        max_length=2000,
+        required=False,
+        default="/",
+        help_text="Where the preview opens once the ticket is redeemed (a path on the app).",
+        error_messages={"invalid": "A path on the app, starting with a single '/'."},
+    )
 
 
 class MeSerializer(serializers.Serializer):
@@ -81,3 +97,99 @@ class MeSerializer(serializers.Serializer):
         allow_null=True, help_text="Null while the cluster cannot be asked."
     )
     workspace_limit = serializers.IntegerField()
+
+
+# --- the Files tab ---------------------------------------------------------------------------
+
+
+class FilePathField(serializers.CharField):
+    """A path relative to the workspace's home. Its rules (no ``..``, no NUL, not absolute,
+    4096 bytes at most) are the service's, which answers ``path_invalid``."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        kwargs.setdefault("help_text", "Relative to the workspace's home ('' is the home).")
+        super().__init__(**kwargs)
+        self.validators = [
+            v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)
+        ]
+
+
+class FileListQuerySerializer(serializers.Serializer):
+    path = FilePathField(required=False, allow_blank=True, default="")
+
+
+class FileQuerySerializer(serializers.Serializer):
+    path = FilePathField()
+
+
+class FileDeleteQuerySerializer(serializers.Serializer):
+    path = FilePathField()
+    recursive = serializers.BooleanField(
+        required=False, default=False, help_text="Also delete a folder that is not empty."
+    )
+
+
+class FileEntrySerializer(serializers.Serializer):
+    """One entry of a folder (`workspaces.controlplane.FileEntry`)."""
+
+    name = serializers.CharField()
+    path = serializers.CharField()
+    type = serializers.ChoiceField(choices=ENTRY_TYPES)
+    size = serializers.IntegerField(allow_null=True, help_text="Bytes; files only.")
+    modified = serializers.CharField(allow_null=True)
+    target = serializers.CharField(
+        allow_null=True,
+        help_text="A link's target as a path in the home; null when it leads out of it.",
+    )
+
+
+class DirectoryListingSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    entries = FileEntrySerializer(many=True)
+    truncated = serializers.BooleanField(help_text="The folder has more entries than listed.")
+
+
+class FileVersionSerializer(serializers.Serializer):
+    """A file as saved (`workspaces.controlplane.FileVersion`)."""
+
+    path = serializers.CharField()
+    size = serializers.IntegerField()
+    modified = serializers.CharField(allow_null=True)
+    version = serializers.CharField(help_text="Send it back as `base_version` to save again.")
+
+
+class FileContentSerializer(FileVersionSerializer):
+    """A file as read (`workspaces.controlplane.FileContent`)."""
+
+    binary = serializers.BooleanField(help_text="Not text: no content is sent.")
+    content = serializers.CharField(allow_null=True, trim_whitespace=False)
+
+
+class FileWriteSerializer(serializers.Serializer):
+    path = FilePathField()
+    content = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    base_version = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        trim_whitespace=False,
+        default=None,
+        max_length=100,
+        help_text="The version the edit started from: the save fails with 409 "
+        "`file_conflict` if the file changed since. Empty: create a new file, 409 "
+        "`file_exists` if there is one. Omit it to overwrite.",
+    )
+
+
+class FileRenameSerializer(serializers.Serializer):
+    """Move `from` to `to`, both in the workspace's home."""
+
+    to = FilePathField()
+    overwrite = serializers.BooleanField(
+        required=False, default=False, help_text="Replace an existing `to`."
+    )
+
+    def get_fields(self) -> dict:
+        # `from` is a Python keyword: it cannot be declared as a class attribute.
+        return {"from": FilePathField(), **super().get_fields()}

@@ -1,19 +1,35 @@
-"""Workspace endpoints: thin views over `workspaces.selectors` and `workspaces.services`."""
+"""Workspace endpoints: thin views over `workspaces.selectors`, `workspaces.services` and
+`workspaces.files` (the Files tab)."""
 
 from __future__ import annotations
+
+import json
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.selectors import user_tags_for
+from agent.protocol import FILE_TOO_LARGE, TOO_LARGE
 from core.api.permissions import IsAdmin
 from core.client_ip import request_client_ip
 from core.models import OrganizationSettings
+from workspaces import files as workspace_files
 from workspaces import links, services
 from workspaces.api.serializers import (
+    DirectoryListingSerializer,
+    FileContentSerializer,
+    FileDeleteQuerySerializer,
+    FileEntrySerializer,
+    FileListQuerySerializer,
+    FileQuerySerializer,
+    FileRenameSerializer,
+    FileVersionSerializer,
+    FileWriteSerializer,
     LaunchSerializer,
     LogsSerializer,
     MeSerializer,
@@ -24,7 +40,7 @@ from workspaces.api.serializers import (
     WorkspaceListSerializer,
     WorkspaceSerializer,
 )
-from workspaces.controlplane import ClusterUnavailable
+from workspaces.controlplane import ClusterUnavailable, FileRefused
 from workspaces.selectors import (
     discover,
     running_workspace_count,
@@ -47,6 +63,37 @@ def _listing(discovery, request: Request | None = None) -> dict:
         "results": WorkspaceSerializer(workspaces, many=True).data,
         "unreachable_clusters": discovery.unreachable,
     }
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class FileSaveParser(BaseParser):
+    """The JSON body of a save: up to `workspaces.files.MAX_WRITE_REQUEST` bytes, refused
+    past them with 413 `file_too_large` before it is parsed (let alone sent on).
+
+    DRF's own JSON parser stops at `DATA_UPLOAD_MAX_MEMORY_SIZE` (2.5 MB), which every
+    other endpoint keeps; a 5 MiB file needs more, here only.
+    """
+
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = workspace_files.MAX_WRITE_REQUEST
+        request = (parser_context or {}).get("request")
+        announced = request.META.get("CONTENT_LENGTH", "") if request is not None else ""
+        if announced.isdigit() and int(announced) > limit:
+            raise FileRefused(FILE_TOO_LARGE, f"The content is {TOO_LARGE}.")
+        raw = stream.read(limit + 1)
+        if len(raw) > limit:
+            raise FileRefused(FILE_TOO_LARGE, f"The content is {TOO_LARGE}.")
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
 
 
 def _running_workspace_count(user) -> int | None:
@@ -138,6 +185,7 @@ class WorkspaceViewSet(_LifecycleViewSet):
             actor=request.user,
             blueprint_key=data.validated_data["blueprint"],
             name=data.validated_data["name"],
+            exact_name=data.validated_data["exact_name"],
             ip=request_client_ip(request),
         )
         return Response(WorkspaceSerializer(workspace).data, status=status.HTTP_201_CREATED)
@@ -215,9 +263,106 @@ class WorkspaceViewSet(_LifecycleViewSet):
             port=port,
             ip=request_client_ip(request),
         )
-        url = links.preview_auth_url(workspace.id, port, raw)
+        url = links.preview_auth_url(workspace.id, port, raw, data.validated_data["path"])
         body = {"ticket": raw, "expires_at": ticket.expires_at, "url": url}
         return Response(TicketSerializer(body).data, status=status.HTTP_201_CREATED)
+
+    # --- the Files tab: the workspace's home, bounded and confined to it -----------------
+
+    @extend_schema(
+        summary="List a folder of the workspace's home",
+        parameters=[FileListQuerySerializer],
+        responses=DirectoryListingSerializer,
+    )
+    @action(detail=True, methods=["get"], url_path="files")
+    def files(self, request: Request, pk: str) -> Response:
+        query = _valid(FileListQuerySerializer, request.query_params)
+        workspace, cluster = self._resolve(request, pk)
+        listing = workspace_files.workspace_files_list(
+            actor=request.user,
+            workspace=workspace,
+            cluster=cluster,
+            path=query["path"],
+            ip=request_client_ip(request),
+        )
+        return Response(DirectoryListingSerializer(listing).data)
+
+    @extend_schema(
+        summary="Delete a file or folder",
+        parameters=[FileDeleteQuerySerializer],
+        responses={204: None},
+    )
+    @files.mapping.delete
+    def file_delete(self, request: Request, pk: str) -> Response:
+        query = _valid(FileDeleteQuerySerializer, request.query_params)
+        workspace, cluster = self._resolve(request, pk)
+        workspace_files.workspace_file_delete(
+            actor=request.user,
+            workspace=workspace,
+            cluster=cluster,
+            path=query["path"],
+            recursive=query["recursive"],
+            ip=request_client_ip(request),
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Read a file (5 MiB at most)",
+        parameters=[FileQuerySerializer],
+        responses=FileContentSerializer,
+    )
+    @action(detail=True, methods=["get"], url_path="files/content", parser_classes=[FileSaveParser])
+    def file_content(self, request: Request, pk: str) -> Response:
+        query = _valid(FileQuerySerializer, request.query_params)
+        workspace, cluster = self._resolve(request, pk)
+        content = workspace_files.workspace_file_read(
+            actor=request.user,
+            workspace=workspace,
+            cluster=cluster,
+            path=query["path"],
+            ip=request_client_ip(request),
+        )
+        return Response(FileContentSerializer(content).data)
+
+    @extend_schema(
+        summary="Save a file, atomically (5 MiB at most)",
+        request=FileWriteSerializer,
+        responses=FileVersionSerializer,
+    )
+    @file_content.mapping.put
+    def file_write(self, request: Request, pk: str) -> Response:
+        data = _valid(FileWriteSerializer, request.data)
+        workspace, cluster = self._resolve(request, pk)
+        saved = workspace_files.workspace_file_write(
+            actor=request.user,
+            workspace=workspace,
+            cluster=cluster,
+            path=data["path"],
+            content=data["content"],
+            base_version=data["base_version"],
+            ip=request_client_ip(request),
+        )
+        return Response(FileVersionSerializer(saved).data)
+
+    @extend_schema(
+        summary="Rename or move a file or folder",
+        request=FileRenameSerializer,
+        responses=FileEntrySerializer,
+    )
+    @action(detail=True, methods=["post"], url_path="files/rename")
+    def file_rename(self, request: Request, pk: str) -> Response:
+        data = _valid(FileRenameSerializer, request.data)
+        workspace, cluster = self._resolve(request, pk)
+        entry = workspace_files.workspace_file_rename(
+            actor=request.user,
+            workspace=workspace,
+            cluster=cluster,
+            source=data["from"],
+            target=data["to"],
+            overwrite=data["overwrite"],
+            ip=request_client_ip(request),
+        )
+        return Response(FileEntrySerializer(entry).data)
 
 
 class AdminWorkspaceViewSet(_LifecycleViewSet):

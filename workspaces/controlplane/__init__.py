@@ -8,12 +8,24 @@ from workspaces.controlplane.base import (
     ListResult,
     get_control_plane,
 )
+from workspaces.controlplane.files import (
+    DirectoryListing,
+    FileContent,
+    FileEntry,
+    FileRefused,
+    FileVersion,
+)
 
 __all__ = [
     "ClusterUnavailable",
     "ControlPlane",
+    "DirectoryListing",
     "Environment",
     "EnvironmentNotFound",
+    "FileContent",
+    "FileEntry",
+    "FileRefused",
+    "FileVersion",
     "ListResult",
     "get_control_plane",
 ]

@@ -2,14 +2,16 @@
 
 Each call opens an `rpc` stream through the transport the relay registered
 (`workspaces.controlplane.transport`: in-process when this portal process holds the
-tunnel, through the channel layer otherwise), sends the request and reads the response until
-the agent closes the stream. A call that cannot reach the agent, or gets no answer
-within `AGENT_RPC_TIMEOUT` seconds, raises `ClusterUnavailable` — it never hangs.
+tunnel, through the channel layer otherwise), sends the request (and its body, for a
+file's content) and reads the response until the agent closes the stream. A call that
+cannot reach the agent, or gets no answer within `AGENT_RPC_TIMEOUT` seconds, raises
+`ClusterUnavailable` — it never hangs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -23,52 +25,58 @@ from workspaces.controlplane.base import (
     ClusterUnavailable,
     ControlPlane,
     Environment,
-    EnvironmentNotFound,
     ListResult,
+    domain_error,
 )
+from workspaces.controlplane.files import DirectoryListing, FileContent, FileEntry, FileVersion
 from workspaces.controlplane.transport import TunnelUnavailable, open_stream
 
 logger = logging.getLogger(__name__)
 
 
-async def rpc(cluster: Cluster, method: str, params: dict[str, Any], timeout: float) -> Any:
-    """One RPC to `cluster`'s agent; maps every failure to a portal domain error."""
+async def rpc(
+    cluster: Cluster,
+    method: str,
+    params: dict[str, Any],
+    timeout: float,
+    *,
+    body: bytes | None = None,
+) -> Any:
+    """One RPC to `cluster`'s agent; maps every failure to a portal domain error.
+
+    ``body`` (a file's content) follows the request as DATA, under the stream's flow
+    control, and counts against the same ``timeout``.
+    """
+    length = None if body is None else len(body)
     try:
         stream = await open_stream(
             cluster_id=cluster.pk,
             tunnel_channel=cluster.tunnel_channel if cluster.is_connected else "",
-            request=p.rpc_request(method, params),
+            request=p.rpc_request(method, params, body=length),
         )
     except TunnelUnavailable as exc:
         raise ClusterUnavailable(cluster.name) from exc
+
+    async def exchange() -> bytes:
+        if body is not None:
+            with contextlib.suppress(p.StreamClosed):  # the answer says why
+                await stream.write(body)
+        return await stream.read_all()
+
     try:
-        body = await asyncio.wait_for(stream.read_all(), timeout)
+        response = await asyncio.wait_for(exchange(), timeout)
     except TimeoutError as exc:
         await stream.close(p.CLOSE_TIMEOUT, "no answer in time")
         raise ClusterUnavailable(cluster.name, f"did not answer within {timeout:g} s") from exc
     if stream.close_code not in (None, p.CLOSE_NORMAL):
         raise ClusterUnavailable(cluster.name, "dropped the request")
     try:
-        return p.decode_rpc_response(body)
+        return p.decode_rpc_response(response)
     except p.RpcError as exc:
-        raise _domain_error(exc) from exc
+        raise domain_error(exc) from exc
     except p.ProtocolError as exc:
         logger.warning("cluster %s: malformed RPC response to %s: %s", cluster, method, exc)
         raise ClusterUnavailable(cluster.name, "sent a malformed answer") from exc
-
-
-def _domain_error(exc: p.RpcError) -> ApplicationError:
-    if exc.code == "not_found":
-        return EnvironmentNotFound()
-    if exc.code == "conflict":
-        return ApplicationError(exc.message, code="workspace_conflict", status=409)
-    if exc.code in ("invalid_spec", "invalid_params"):
-        return ApplicationError(
-            f"The cluster refused the workspace definition: {exc.message}",
-            code="invalid_blueprint",
-            status=422,
-        )
-    return ApplicationError("The cluster's agent failed.", code="agent_error", status=502)
 
 
 class AgentControlPlane(ControlPlane):
@@ -137,3 +145,35 @@ class AgentControlPlane(ControlPlane):
     def upgrade(self, cluster, environment_id: str, *, spec, secret_env) -> Environment:
         params = {"id": environment_id, "spec": spec, "secret_env": secret_env}
         return self._env(cluster, "environments.upgrade", params)
+
+    def files_list(self, cluster, environment_id: str, *, path: str) -> DirectoryListing:
+        result = self._call(cluster, "files.list", {"id": environment_id, "path": path})
+        return DirectoryListing.from_agent(result)
+
+    def file_read(self, cluster, environment_id: str, *, path: str) -> FileContent:
+        result = self._call(cluster, "files.read", {"id": environment_id, "path": path})
+        return FileContent.from_agent(result)
+
+    def file_write(
+        self,
+        cluster,
+        environment_id: str,
+        *,
+        path: str,
+        content: str,
+        base_version: str | None,
+    ) -> FileVersion:
+        params = {"id": environment_id, "path": path, "base_version": base_version}
+        body = content.encode("utf-8")
+        result = async_to_sync(rpc)(cluster, "files.write", params, self.timeout, body=body)
+        return FileVersion.from_agent(result)
+
+    def file_rename(
+        self, cluster, environment_id: str, *, source: str, target: str, overwrite: bool
+    ) -> FileEntry:
+        params = {"id": environment_id, "from": source, "to": target, "overwrite": overwrite}
+        return FileEntry.from_agent(self._call(cluster, "files.rename", params))
+
+    def file_delete(self, cluster, environment_id: str, *, path: str, recursive: bool) -> None:
+        params = {"id": environment_id, "path": path, "recursive": recursive}
+        self._call(cluster, "files.delete", params)

@@ -1,14 +1,16 @@
 """The control-plane interface: environments in the data plane, seen from the portal.
 
 The portal never touches a runtime directly. Everything that lives next to the
-workspaces — listing, lifecycle, logs, metadata tags — goes through a `ControlPlane`.
+workspaces — listing, lifecycle, logs, metadata tags, the files of their homes — goes
+through a `ControlPlane`.
 The first implementation is `AgentControlPlane` (RPC over the agent tunnel); the
 interface is deliberately small and synchronous so that a REST adapter (e.g. Qovery's
 API with an organisation token) can implement it as well.
 
 Failures are domain errors the API maps directly: `ClusterUnavailable` (503
-`cluster_unavailable`: no agent, or it did not answer in time) and
-`EnvironmentNotFound` (404).
+`cluster_unavailable`: no agent, or it did not answer in time),
+`EnvironmentNotFound` (404), and whatever the data plane refused, as `domain_error`
+maps it (file refusals keep their own codes: `FileRefused`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from typing import Any
 
 from django.utils.module_loading import import_string
 
+from agent.protocol import FILE_ERRORS, RpcError
 from core.errors import ApplicationError, NotFound
+from workspaces.controlplane.files import (
+    DirectoryListing,
+    FileContent,
+    FileEntry,
+    FileRefused,
+    FileVersion,
+)
 
 
 class ClusterUnavailable(ApplicationError):
@@ -39,6 +49,23 @@ class EnvironmentNotFound(NotFound):
         super().__init__("Workspace not found.", code="not_found")
 
 
+def domain_error(exc: RpcError) -> ApplicationError:
+    """The portal's error for what the data plane refused (`agent.protocol.RpcError`)."""
+    if exc.code == "not_found":
+        return EnvironmentNotFound()
+    if exc.code == "conflict":
+        return ApplicationError(exc.message, code="workspace_conflict", status=409)
+    if exc.code in FILE_ERRORS:
+        return FileRefused(exc.code, exc.message)
+    if exc.code in ("invalid_spec", "invalid_params"):
+        return ApplicationError(
+            f"The cluster refused the workspace definition: {exc.message}",
+            code="invalid_blueprint",
+            status=422,
+        )
+    return ApplicationError("The cluster's agent failed.", code="agent_error", status=502)
+
+
 @dataclass(frozen=True)
 class Environment:
     """A snapshot of one environment as its cluster reports it."""
@@ -52,6 +79,8 @@ class Environment:
     created_at: str | None = None
     error: str | None = None
     spec: dict[str, Any] = field(default_factory=dict, repr=False)
+    updated_at: str | None = None
+    """When the cluster last changed it (its own clock): orders two snapshots of it."""
 
     @classmethod
     def from_agent(cls, cluster: str, data: dict[str, Any]) -> Environment:
@@ -65,6 +94,7 @@ class Environment:
             created_at=data.get("created_at"),
             error=data.get("error"),
             spec=dict(data.get("spec") or {}),
+            updated_at=data.get("updated_at"),
         )
 
 
@@ -117,6 +147,39 @@ class ControlPlane(abc.ABC):
     def upgrade(
         self, cluster, environment_id: str, *, spec: dict, secret_env: dict[str, str]
     ) -> Environment: ...
+
+    # -- the files of a workspace's home (paths relative to it; see `agent.files`) -------
+
+    @abc.abstractmethod
+    def files_list(self, cluster, environment_id: str, *, path: str) -> DirectoryListing:
+        """A directory's entries (bounded: ``truncated`` says whether there were more)."""
+
+    @abc.abstractmethod
+    def file_read(self, cluster, environment_id: str, *, path: str) -> FileContent:
+        """A file's text and version, or ``binary`` without content (5 MiB at most)."""
+
+    @abc.abstractmethod
+    def file_write(
+        self,
+        cluster,
+        environment_id: str,
+        *,
+        path: str,
+        content: str,
+        base_version: str | None,
+    ) -> FileVersion:
+        """Replace or create a file atomically; with ``base_version``, only if the file
+        still has it (else `FileRefused` ``file_conflict``)."""
+
+    @abc.abstractmethod
+    def file_rename(
+        self, cluster, environment_id: str, *, source: str, target: str, overwrite: bool
+    ) -> FileEntry:
+        """Rename or move; an existing target only with ``overwrite``."""
+
+    @abc.abstractmethod
+    def file_delete(self, cluster, environment_id: str, *, path: str, recursive: bool) -> None:
+        """Delete a file, link or empty folder (a folder with content with ``recursive``)."""
 
 
 def get_control_plane() -> ControlPlane:

@@ -14,29 +14,43 @@ lives as long as the process; `reset()` empties it. Secret environment variables
 kept apart from the environments (as the agent keeps them in memory only), so tests
 can check that AI keys reach the data plane without ever appearing in a listing.
 Whether a cluster's agent tunnel is up is not consulted: nothing here needs a tunnel.
+
+Each environment's home is a real directory (a temporary one, made on first use and
+removed with the environment or by `reset()`), worked on by the agent's own file
+operations (`agent.files`): paths, links, bounds, versions and refusals behave exactly
+as on a cluster.
 """
 
 from __future__ import annotations
 
 import copy
 import secrets
+import shutil
+import tempfile
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.utils import timezone
 
-from agent.protocol import OWNER_TAG, RUNNING, STOPPED
+from agent import files as agent_files
+from agent.protocol import DELETING, OWNER_TAG, RUNNING, STOPPED, RpcError
+from agent.runtimes.base import WorkspaceHome
 from workspaces.controlplane.base import (
     ClusterUnavailable,
     ControlPlane,
     Environment,
     EnvironmentNotFound,
     ListResult,
+    domain_error,
 )
+from workspaces.controlplane.files import DirectoryListing, FileContent, FileEntry, FileVersion
 
 LOG_KEEP = 5000
+HOME_MOUNT = "/home/builder"
+"""Where a workspace sees its home (absolute links under it stay inside)."""
 
 
 @dataclass
@@ -48,6 +62,7 @@ class _Store:
     logs: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     unreachable: set[str] = field(default_factory=set)
     calls: Counter[str] = field(default_factory=Counter)
+    homes: dict[tuple[str, str], WorkspaceHome] = field(default_factory=dict)
 
 
 _LOCK = threading.RLock()
@@ -81,6 +96,8 @@ class InMemoryControlPlane(ControlPlane):
         """Forget every environment, secret, log line, unreachable mark and call count."""
         global _STORE
         with _LOCK:
+            for home in _STORE.homes.values():
+                shutil.rmtree(home.root, ignore_errors=True)
             _STORE = _Store()
 
     @classmethod
@@ -133,6 +150,13 @@ class InMemoryControlPlane(ControlPlane):
             cls._log(cluster_name, environment_id, *lines)
 
     @classmethod
+    def home_of(cls, cluster_name: str, environment_id: str) -> Path:
+        """The directory holding an environment's home (made on first use)."""
+        with _LOCK:
+            cls._require(cluster_name, environment_id)
+            return cls._home(cluster_name, environment_id).root
+
+    @classmethod
     def call_count(cls, method: str) -> int:
         """How many times `method` was called (for cache tests); `list` counts per cluster."""
         with _LOCK:
@@ -181,6 +205,21 @@ class InMemoryControlPlane(ControlPlane):
         return environment
 
     @staticmethod
+    def _home(cluster_name: str, environment_id: str) -> WorkspaceHome:
+        key = (cluster_name, environment_id)
+        home = _STORE.homes.get(key)
+        if home is None:
+            root = Path(tempfile.mkdtemp(prefix=f"enclave-{environment_id}-"))
+            home = _STORE.homes[key] = WorkspaceHome(root, HOME_MOUNT)
+        return home
+
+    @staticmethod
+    def _drop_home(cluster_name: str, environment_id: str) -> None:
+        home = _STORE.homes.pop((cluster_name, environment_id), None)
+        if home is not None:
+            shutil.rmtree(home.root, ignore_errors=True)
+
+    @staticmethod
     def _snapshot(cluster_name: str, environment: dict[str, Any]) -> Environment:
         return Environment.from_agent(cluster_name, copy.deepcopy(environment))
 
@@ -193,6 +232,20 @@ class InMemoryControlPlane(ControlPlane):
     def _enter(self, method: str, cluster) -> None:
         _STORE.calls[method] += 1
         self._reachable(cluster.name)
+
+    def _files(self, method: str, cluster, environment_id: str, operation, **kwargs: Any) -> Any:
+        """Run one of `agent.files`' operations on the environment's home, as an agent would:
+        refused while the environment is being deleted, refusals mapped as over a tunnel."""
+        with _LOCK:
+            self._enter(method, cluster)
+            environment = self._require(cluster.name, environment_id)
+            if environment["status"] == DELETING:
+                raise domain_error(RpcError("conflict", "environment is being deleted"))
+            home = self._home(cluster.name, environment_id)
+        try:
+            return operation(home, **kwargs)
+        except RpcError as exc:
+            raise domain_error(exc) from exc
 
     def _transition(
         self,
@@ -277,6 +330,7 @@ class InMemoryControlPlane(ControlPlane):
             del _STORE.environments[key]
             _STORE.secret_env.pop(key, None)
             _STORE.logs.pop(key, None)
+            self._drop_home(cluster.name, environment_id)
 
     def logs(self, cluster, environment_id: str, *, tail: int) -> list[str]:
         with _LOCK:
@@ -313,3 +367,55 @@ class InMemoryControlPlane(ControlPlane):
             _STORE.secret_env[(cluster.name, environment_id)] = dict(secret_env)
             self._log(cluster.name, environment_id, "upgraded", "service started")
             return self._snapshot(cluster.name, environment)
+
+    def files_list(self, cluster, environment_id: str, *, path: str) -> DirectoryListing:
+        result = self._files("files_list", cluster, environment_id, agent_files.list_dir, path=path)
+        return DirectoryListing.from_agent(result)
+
+    def file_read(self, cluster, environment_id: str, *, path: str) -> FileContent:
+        result = self._files("file_read", cluster, environment_id, agent_files.read_file, path=path)
+        return FileContent.from_agent(result)
+
+    def file_write(
+        self,
+        cluster,
+        environment_id: str,
+        *,
+        path: str,
+        content: str,
+        base_version: str | None,
+    ) -> FileVersion:
+        result = self._files(
+            "file_write",
+            cluster,
+            environment_id,
+            agent_files.write_file,
+            path=path,
+            content=content.encode("utf-8"),
+            base_version=base_version,
+        )
+        return FileVersion.from_agent(result)
+
+    def file_rename(
+        self, cluster, environment_id: str, *, source: str, target: str, overwrite: bool
+    ) -> FileEntry:
+        result = self._files(
+            "file_rename",
+            cluster,
+            environment_id,
+            agent_files.rename,
+            source=source,
+            target=target,
+            overwrite=overwrite,
+        )
+        return FileEntry.from_agent(result)
+
+    def file_delete(self, cluster, environment_id: str, *, path: str, recursive: bool) -> None:
+        self._files(
+            "file_delete",
+            cluster,
+            environment_id,
+            agent_files.delete,
+            path=path,
+            recursive=recursive,
+        )

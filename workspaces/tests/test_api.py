@@ -838,3 +838,16 @@ def test_upgrade_of_a_workspace_whose_blueprint_is_gone(admin_api, control_plane
 
     assert response.status_code == 409
     assert response.json()["code"] == "blueprint_missing"
+
+
+def test_preview_ticket_opens_at_a_path(member_api, control_plane, blueprint, member):
+    environment = seed(control_plane, blueprint, member.email)
+    url = f"/api/v1/workspaces/{environment.id}/preview-ticket"
+
+    response = member_api.post(url, {"port": 3000, "path": "/cart?id=2#top"}, format="json")
+
+    assert response.status_code == 201
+    assert "&next=%2Fcart%3Fid%3D2%23top" in response.json()["url"]
+    for bad in ("//evil.example.com", "https://evil.example.com", "cart", "/a b"):
+        refused = member_api.post(url, {"port": 3000, "path": bad}, format="json")
+        assert refused.status_code == 400 and "path" in refused.json()["errors"], bad

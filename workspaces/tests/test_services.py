@@ -196,3 +196,32 @@ def test_tab_command_of_someone_elses_workspace_is_not_found(
         )
         == "npm run dev"
     )
+
+
+def test_an_extra_terminal_is_a_plain_shell_unless_the_layout_is_locked(
+    control_plane, blueprint, member
+):
+    from core.errors import ApplicationError
+    from workspaces.services import EXTRA_SHELL, workspace_tab_command
+    from workspaces.tests.test_api import seed
+
+    env = seed(control_plane, _tabbed(blueprint), member.email)
+    ask = dict(user=member, cluster=blueprint.cluster, workspace_id=env.id, tab=EXTRA_SHELL)
+    assert workspace_tab_command(**ask) is None
+    blueprint.layout_locked = True
+    blueprint.save()
+    with pytest.raises(ApplicationError) as refused:
+        workspace_tab_command(**ask)
+    assert refused.value.code == "tab_invalid"
+
+
+def test_an_exact_name_skips_the_naming_template(control_plane, blueprint, member):
+    from workspaces.services import workspace_launch
+
+    blueprint.naming_template = "{user}-{name}"
+    blueprint.save()
+    templated = workspace_launch(actor=member, blueprint_key=blueprint.key, name="shop")
+    exact = workspace_launch(
+        actor=member, blueprint_key=blueprint.key, name="builder-shop", exact_name=True
+    )
+    assert templated.name == "builder-shop" and exact.name == "builder-shop"

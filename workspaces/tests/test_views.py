@@ -25,7 +25,7 @@ def test_the_owner_gets_the_terminal_page_without_any_tab_command(client, member
     assert page.status_code == 200
     body = page.content.decode()
     assert f'data-workspace="{workspace_id}"' in body and 'data-tab="1"' in body
-    assert "vendor/xterm/xterm.mjs" in body and "js/terminal.js" in body
+    assert "vendor/xterm/xterm.mjs" in body and "js/terminal-page.js" in body
     assert "npm test" not in body  # commands are resolved by the portal, never sent
     assert (
         client.get(reverse("workspace-terminal", args=[workspace_id]), {"tab": 5}).status_code

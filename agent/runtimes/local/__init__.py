@@ -18,8 +18,8 @@ Guarantees:
 * Every status or phase change is persisted, then reported to ``on_event``.
 
 Modules: `runtime` (`LocalRuntime`: the operations, locks, jobs and state changes),
-`store` (the directories on disk), `provision` (a new workspace's files) and
-`supervise` (the workspace process groups).
+`store` (the directories on disk), `provision` (a new workspace's files),
+`supervise` (the workspace process groups) and `logtail` (following service logs).
 """
 
 from agent.runtimes.local.runtime import LocalRuntime

@@ -25,6 +25,7 @@ from agent.protocol import (
     ERROR,
     EVENT_DELETED,
     EVENT_UPDATED,
+    LOG_END_DELETED,
     OWNER_TAG,
     RUNNING,
     STOPPED,
@@ -38,12 +39,15 @@ from agent.runtimes.base import (
     INVALID_SPEC,
     NOT_FOUND,
     EventCallback,
+    LogFollower,
     Runtime,
     RuntimeFailure,
     ShellTarget,
+    WorkspaceHome,
     connect_loopback,
 )
 from agent.runtimes.local import limits, provision, sandbox, store, supervise
+from agent.runtimes.local.logtail import LogFollowers
 from agent.runtimes.local.sandbox import Sandbox, SandboxError, SandboxUnavailable
 from agent.runtimes.records import EnvRecord, ProcRecord, now
 from agent.runtimes.spec import (
@@ -55,12 +59,15 @@ from agent.runtimes.spec import (
 
 logger = logging.getLogger(__name__)
 
+_BEFORE_FILES = ("validating", "creating", "cloning")
+"""Provisioning phases during which a new workspace's home is not complete yet."""
+
 
 class LocalRuntime(Runtime):
     """Environments as directories and process groups under ``data_dir``."""
 
     name = "local"
-    capabilities = ("environments", "logs")
+    capabilities = ("environments", "logs", "files")
 
     def __init__(
         self,
@@ -92,6 +99,7 @@ class LocalRuntime(Runtime):
         self._secrets: dict[str, dict[str, str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._monitor: asyncio.Task[None] | None = None
+        self._log_followers = LogFollowers()
 
     # -- lifecycle of the runtime itself ---------------------------------------------------
 
@@ -108,6 +116,7 @@ class LocalRuntime(Runtime):
         logger.info("local runtime: %d environments under %s", len(self._envs), self.root)
 
     async def shutdown(self) -> None:
+        self._log_followers.close()
         tasks = [t for t in (self._monitor, *self._tasks) if t is not None]
         tasks += [env.job for env in self._envs.values() if env.job is not None]
         for task in tasks:
@@ -134,8 +143,9 @@ class LocalRuntime(Runtime):
                 next_limits = loop.time() + self.limits_interval
                 await self._check_limits()
             try:
-                busy = [e.log_dir for e in self._envs.values() if e.proc is not None or e.job]
-                await asyncio.to_thread(proc_util.rotate_logs, busy)
+                envs = self._envs.values()
+                busy = [(e.id, e.log_dir) for e in envs if e.proc is not None or e.job]
+                await self._log_followers.rotate(busy)
             except OSError:
                 logger.exception("log rotation failed")
             for env, proc in supervise.newly_ended(self._envs.values()):
@@ -201,6 +211,13 @@ class LocalRuntime(Runtime):
             proc_util.tail_lines, env.log_dir, min(tail, proc_util.MAX_TAIL)
         )
 
+    def follow_logs(self, env_id: str) -> LogFollower:
+        """A follower of the service log (`agent.runtimes.local.logtail`), ended once the
+        environment is deleted."""
+        env = self._require(env_id)
+        env.log_dir.mkdir(exist_ok=True, mode=0o700)  # a new environment has none yet
+        return self._log_followers.open(env_id, env.log_dir)
+
     def shell_context(self, env_id: str) -> ShellTarget:
         """Where and how an interactive shell of ``env_id`` starts.
 
@@ -240,6 +257,34 @@ class LocalRuntime(Runtime):
             if exc.code == "timeout":
                 raise TimeoutError(str(exc)) from None
             raise OSError(str(exc)) from None
+
+    @contextlib.asynccontextmanager
+    async def workspace_home(self, env_id: str) -> AsyncIterator[WorkspaceHome]:
+        """The environment's ``home/``, whatever its status but ``deleting``.
+
+        Files of a stopped workspace are there too; before its clone finished (phases
+        up to ``cloning``) they are not, and ``conflict`` answers. `delete` waits for
+        every block still using the home before it removes it. When the agent runs as
+        root, new files belong to the sandbox's uid (the workspace's ``builder``).
+        """
+        env = self._require(env_id)
+        status, phase = env.data["status"], env.data["phase"]
+        if status == DELETING:
+            raise RuntimeFailure(CONFLICT, "environment is being deleted")
+        if (status == DEPLOYING and phase in _BEFORE_FILES) or not env.home.is_dir():
+            raise RuntimeFailure(CONFLICT, "the workspace's files are not ready yet")
+        owner = env.data.get("sandbox_uid")
+        if self.sandbox is None or not self.sandbox.as_root or not isinstance(owner, int):
+            owner = None
+        mount = sandbox.HOME if self.sandbox is not None else str(env.home)
+        env.file_users += 1
+        env.files_idle.clear()
+        try:
+            yield WorkspaceHome(env.home, mount, owner, owner, env.files_lock)
+        finally:
+            env.file_users -= 1
+            if env.file_users == 0:
+                env.files_idle.set()
 
     def _require(self, env_id: Any) -> EnvRecord:
         env = self._envs.get(env_id) if isinstance(env_id, str) else None
@@ -348,6 +393,7 @@ class LocalRuntime(Runtime):
             await self._commit(env, status=DELETING, phase=None)
             await supervise.terminate(env, self.stop_grace)
             self.enforcer.release(env.id)
+            await env.files_idle.wait()  # no file operation admitted since ``deleting``
             async with env.write_lock:
                 env.deleted = True  # from here on, no write recreates the directory
             del self._envs[env_id]
@@ -359,6 +405,7 @@ class LocalRuntime(Runtime):
                 await self._commit(env, status=ERROR, error="delete failed")
                 raise RuntimeFailure(INTERNAL, "could not remove the environment files") from None
             self._secrets.pop(env_id, None)
+        self._log_followers.end(env_id, LOG_END_DELETED, "the workspace was deleted")
         logger.info("environment %s: deleted", env_id)
         self._emit(EVENT_DELETED, env.snapshot)
         return {"id": env_id, "deleted": True}

@@ -23,11 +23,23 @@ from clusters.services import cluster_create, cluster_rotate_token
 DEMO_SETUP = r"""cat > index.html <<'HTML'
 <!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>Demo app</title></head>
+<head><meta charset="utf-8"><title>Demo app</title>
+<style>body{font:17px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto}</style>
+</head>
 <body>
   <h1>Hello from your Enclave workspace</h1>
-  <p>Edit <code>index.html</code> in the terminal and reload the preview.</p>
+  <p>Open the <strong>Files</strong> tab, edit <code>index.html</code>, save, and reload
+  the preview. Or change it from the terminal.</p>
+  <p><a href="about.html">About this app</a></p>
 </body>
+</html>
+HTML
+cat > about.html <<'HTML'
+<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>About</title></head>
+<body><h1>About</h1><p>A static site served by <code>python3 -m http.server</code>.</p>
+<p><a href="index.html">Back home</a></p></body>
 </html>
 HTML
 """
@@ -45,7 +57,10 @@ DEMO = {
     "cpu": "1",
     "memory": "1Gi",
     "storage": "5Gi",
-    "layout_tabs": [{"kind": "terminal", "title": "Terminal"}],
+    "layout_tabs": [
+        {"kind": "terminal", "title": "Terminal"},
+        {"kind": "files", "title": "Files"},
+    ],
 }
 
 

@@ -10,6 +10,9 @@ Promises:
   exactly this workspace and port, opens a preview `ConnectionSession`, sets the
   host-only preview cookie (`sessions.cookie_header`) and redirects to `next` (a path on
   this host only; anything else redirects to `/`).
+* `/__enclave__/bridge.js` is the preview bridge's script (`bridge.py`), the same public
+  bytes on every preview host: it needs no cookie and is served before the firewall
+  check, so the 401 and 403 pages can report themselves to the portal too.
 * Every other request and every WebSocket upgrade needs the cookie of an open session
   for this very host (401 otherwise; an upgrade is refused before it is accepted) and
   must pass the firewall (403 `firewall_blocked`, recorded as a `FirewallEvent`).
@@ -28,7 +31,7 @@ from django.conf import settings
 
 from core.client_ip import scope_client_ip
 from relay.consumers.base import db_async
-from relay.consumers.preview import proxy
+from relay.consumers.preview import bridge, proxy
 from relay.consumers.preview.pages import error_page, frame_policy
 from relay.consumers.preview.sessions import (
     PreviewSession,
@@ -84,6 +87,12 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 async def _http(scope: dict[str, Any], receive: Any, send: Any, target: Any) -> None:
+    if scope["path"] == bridge.BRIDGE_PATH:
+        if scope["method"] in ("GET", "HEAD"):
+            await proxy.send_page(send, *bridge.asset(scope))
+        else:
+            await proxy.send_page(send, *error_page("method_not_allowed"))
+        return
     if target is None:
         await proxy.send_page(send, *error_page("not_found"))
         return

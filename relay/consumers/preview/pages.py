@@ -2,18 +2,19 @@
 
 Every page carries `X-Enclave-Error: <code>` (machine-readable), `Cache-Control:
 no-store`, and the same `frame-ancestors` policy as forwarded responses, so it shows
-inside the portal's iframe.
+inside the portal's iframe. Every error page loads the preview bridge (`bridge.py`) with
+its code, status and sentence, which the bridge reports to the portal; a page whose code
+is in `RETRYING` (and that answered a GET) also reloads itself after a backoff.
 """
 
 from __future__ import annotations
 
 import html
 from typing import Final
-from urllib.parse import urlsplit
 
 from django.conf import settings
 
-Headers = list[tuple[bytes, bytes]]
+from relay.consumers.preview.bridge import Headers, portal_origin, script_tag
 
 PAGES: Final[dict[str, tuple[int, str, str]]] = {
     "not_found": (404, "No such preview", "This address is not a workspace preview."),
@@ -69,9 +70,9 @@ PAGES: Final[dict[str, tuple[int, str, str]]] = {
 }
 
 
-def portal_origin() -> str:
-    parts = urlsplit(settings.PORTAL_URL)
-    return f"{parts.scheme}://{parts.netloc}"
+RETRYING: Final = frozenset({"upstream_unavailable", "upstream_timeout", "cluster_unavailable"})
+"""Codes that waiting can mend: their page reloads itself after 1 s, 2 s, 4 s … (at most
+10 s). `workspace_not_running` is not one of them: the portal offers to start it."""
 
 
 def frame_policy() -> tuple[bytes, bytes]:
@@ -80,15 +81,20 @@ def frame_policy() -> tuple[bytes, bytes]:
 
 
 def error_page(
-    code: str, detail: str = "", status: int | None = None
+    code: str, detail: str = "", status: int | None = None, *, retry: bool = True
 ) -> tuple[int, Headers, bytes]:
-    """Status, headers and body of the page for an error code (unknown codes → 502)."""
+    """Status, headers and body of the page for an error code (unknown codes → 502).
+    `retry=False` keeps a `RETRYING` page from reloading itself (it answered a POST)."""
     default_status, title, message = PAGES.get(code, (502, "Preview error", "Preview error."))
     status = status or default_status
-    text = html.escape(detail or message)
+    sentence = detail or message
+    text = html.escape(sentence)
     portal = html.escape(settings.PORTAL_URL)
+    data = {"error": code, "status": str(status), "detail": sentence}
+    if retry and code in RETRYING:
+        data["retry"] = ""
     body = (
-        "<!doctype html><html lang=en><meta charset=utf-8>"
+        f"<!doctype html><html lang=en><meta charset=utf-8>{script_tag(data)}"
         f"<title>{html.escape(title)}</title>"
         "<style>body{font:16px system-ui,sans-serif;margin:3rem auto;max-width:36rem;"
         "padding:0 1rem;color:#222}code{color:#666}</style>"

@@ -12,6 +12,9 @@ Promises:
 * Responses keep the app's status, headers (`Set-Cookie`, `Location` included) and
   body; `X-Frame-Options` is replaced by `Content-Security-Policy: frame-ancestors`
   naming the portal, so the portal's iframe can show the app and nobody else can frame it.
+* A browser's HTML document gets the preview bridge's tag (`bridge.py` says which answers
+  and where); it is held only until the tag's place is found. Every other answer is
+  streamed as it comes.
 * A failure before the response started is a page (`pages.py`); after it started the
   connection is aborted, so a cut download never looks complete.
 """
@@ -27,6 +30,7 @@ from typing import Any, Final
 from django.conf import settings
 
 from agent import protocol as p
+from relay.consumers.preview import bridge
 from relay.consumers.preview.pages import Headers, error_page, frame_policy
 from relay.consumers.preview.sessions import PreviewSession, cookie_name
 from relay.streams import RemoteStream, StreamLike, TunnelUnavailable, open_stream
@@ -103,9 +107,10 @@ def _private_cookies() -> set[str]:
 
 
 def forwarded_headers(
-    scope: dict[str, Any], ip: str, *, websocket: bool = False
+    scope: dict[str, Any], ip: str, *, websocket: bool = False, identity: bool = False
 ) -> tuple[list[list[str]], bool]:
-    """Headers for the app, and whether the request has a body to stream."""
+    """Headers for the app, and whether the request has a body to stream. `identity`
+    asks the app not to compress its answer (a page the bridge goes into)."""
     private = _private_cookies()
     headers: list[list[str]] = []
     kept_cookies: list[str] = []
@@ -126,9 +131,13 @@ def forwarded_headers(
             has_body = True
         if name in _NEVER_FORWARDED or (websocket and name in _WEBSOCKET_HANDSHAKE):
             continue
+        if identity and name == b"accept-encoding":
+            continue
         headers.append([name.decode("latin-1"), value.decode("latin-1")])
     if kept_cookies:
         headers.append(["cookie", "; ".join(kept_cookies)])
+    if identity:
+        headers.append(["accept-encoding", "identity"])
     https = settings.PORTAL_URL.startswith("https://") or scope.get("scheme") in ("https", "wss")
     headers += [
         ["x-forwarded-proto", "https" if https else "http"],
@@ -209,7 +218,9 @@ async def _first_record(records: p.RecordReader) -> dict[str, Any] | None:
 async def forward_http(
     scope: dict[str, Any], receive: Any, send: Any, session: PreviewSession, ip: str
 ) -> None:
-    headers, has_body = forwarded_headers(scope, ip)
+    document = bridge.document_request(scope)
+    retry = scope["method"] == "GET"  # an error page may reload itself: no form re-posted
+    headers, has_body = forwarded_headers(scope, ip, identity=document)
     request = {
         "kind": "http",
         "environment": session.environment_id,
@@ -223,7 +234,7 @@ async def forward_http(
     try:
         stream = await _open(session, request)
     except TunnelUnavailable:
-        await send_page(send, *error_page("cluster_unavailable"))
+        await send_page(send, *error_page("cluster_unavailable", retry=retry))
         return
     stop = _stopper(stream)
     session.streams.add(stop)
@@ -245,7 +256,9 @@ async def forward_http(
         timer = asyncio.get_running_loop().call_later(WATCH_AFTER, watch)
     finished = False
     try:
-        finished = await _respond(send, stream, session, watch, left)
+        finished = await _respond(
+            send, stream, session, watch, left, document=document, retry=retry
+        )
     finally:
         session.streams.discard(stop)
         if timer is not None:
@@ -304,26 +317,30 @@ async def _respond(
     session: PreviewSession,
     watch: Callable[[], None],
     left: asyncio.Event,
+    *,
+    document: bool,
+    retry: bool,
 ) -> bool:
     """Stream the answer to the browser; True once the agent finished its side (it then
     sends CLOSE itself, so the portal need not). `watch()` is called before a body that
-    streams, so a browser that goes away ends the stream."""
+    streams, so a browser that goes away ends the stream. `document`: the browser asked
+    for a page, which gets the bridge if it is HTML; `retry`: an error page may reload
+    itself (the request was a GET)."""
     records = p.RecordReader(stream.read)
     try:
         head = await _first_record(records)
     except TimeoutError:
-        await send_page(send, *error_page("upstream_timeout"))
+        await send_page(send, *error_page("upstream_timeout", retry=retry))
         return False
     except p.ProtocolError:
         await send_page(send, *error_page("upstream_protocol_error"))
         return False
     if head is None:
-        await send_page(send, *error_page(_stream_error(stream)))
+        await send_page(send, *error_page(_stream_error(stream), retry=retry))
         return True
     if head.get("error"):
-        await send_page(
-            send, *error_page(str(head["error"]), str(head.get("detail", "")), head.get("status"))
-        )
+        code, detail = str(head["error"]), str(head.get("detail", ""))
+        await send_page(send, *error_page(code, detail, head.get("status"), retry=retry))
         return True
     status = head.get("status")
     if not isinstance(status, int) or not 100 <= status <= 999:
@@ -338,27 +355,72 @@ async def _respond(
             complete = True
             break
         parts.append(payload)
-    await send(
-        {"type": "http.response.start", "status": status, "headers": _response_headers(head)}
-    )
+    headers = _response_headers(head)
     body = b"".join(parts)
+    if document and bridge.injectable(status, headers):
+        return await _respond_with_bridge(
+            send, records, session, watch, left, status, headers, body, complete
+        )
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     session.bytes_out += len(body)
     await send({"type": "http.response.body", "body": body, "more_body": not complete})
     if not complete:
         watch()
-    while not complete:
+        await _stream_body(send, records, session, left)
+    return True
+
+
+async def _respond_with_bridge(
+    send: Any,
+    records: p.RecordReader,
+    session: PreviewSession,
+    watch: Callable[[], None],
+    left: asyncio.Event,
+    status: int,
+    headers: Headers,
+    body: bytes,
+    complete: bool,
+) -> bool:
+    """An HTML document: held until the bridge's place is found (nearly always in what
+    came with the head), sent with its tag, the rest streamed as it comes."""
+    injection = bridge.Injection()
+    while (out := injection.feed(body, complete)) is None:
+        watch()
+        record = await records.next()
+        if record is None:
+            if not left.is_set():
+                cut = "The app cut its response."
+                await send_page(send, *error_page("upstream_protocol_error", cut))
+            return True
+        kind, body = record
+        complete = kind == p.REC_END
+    if injection.injected:
+        headers = bridge.grown_headers(headers, len(injection.tag))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    session.bytes_out += len(out)
+    await send({"type": "http.response.body", "body": out, "more_body": not complete})
+    if not complete:
+        watch()
+        await _stream_body(send, records, session, left)
+    return True
+
+
+async def _stream_body(
+    send: Any, records: p.RecordReader, session: PreviewSession, left: asyncio.Event
+) -> None:
+    """The rest of a body that has started, record by record, up to END."""
+    while True:
         record = await records.next()
         if record is None:
             if left.is_set():
-                return True  # the browser went away: nobody to tell
+                return  # the browser went away: nobody to tell
             raise UpstreamCut(f"preview of {session.environment_id}:{session.port} cut")
         kind, payload = record
         if kind == p.REC_END:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return True
+            return
         session.bytes_out += len(payload)
         await send({"type": "http.response.body", "body": payload, "more_body": True})
-    return True
 
 
 # --- WebSocket -----------------------------------------------------------------------------
