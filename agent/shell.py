@@ -38,6 +38,7 @@ import socket
 import struct
 import termios
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -187,9 +188,19 @@ class SandboxedProcess:
 class ShellSession:
     """One PTY and the process session running in it."""
 
-    def __init__(self, *, env_id: str, command: str | None, replay_limit: int) -> None:
+    def __init__(
+        self,
+        *,
+        env_id: str,
+        command: str | None,
+        replay_limit: int,
+        env_status: Callable[[], Awaitable[str]] | None = None,
+    ) -> None:
         self.id = secrets.token_urlsafe(18)
         self.env_id = env_id
+        self.env_status = env_status
+        """Reads the environment's status: a shell that ends while its environment is
+        not running was ended by the stop (``workspace_stopped``), not by its user."""
         self.command = command
         self.replay_limit = replay_limit
         self.produced = 0
@@ -432,6 +443,10 @@ class ShellSession:
         master, self.master = self.master, -1
         with contextlib.suppress(OSError):
             os.close(master)
+        if self.end_reason is None and reason == EXITED and self.env_status is not None:
+            with contextlib.suppress(Exception):
+                if await self.env_status() != p.RUNNING:
+                    reason = WORKSPACE_STOPPED
         reason = self.end_reason or reason
         self.end_reason = reason
         self.ended.set()
@@ -549,7 +564,10 @@ class ShellService:
         if same_env >= self.max_per_environment or len(self.sessions) >= self.max_sessions:
             raise RuntimeFailure("too_many_sessions", "too many terminals are open already")
         session = ShellSession(
-            env_id=env_id, command=params["command"], replay_limit=self.replay_limit
+            env_id=env_id,
+            command=params["command"],
+            replay_limit=self.replay_limit,
+            env_status=lambda: self._status_of(env_id),
         )
         await session.spawn(target, cols=params["cols"], rows=params["rows"])
         self.sessions[session.id] = session
@@ -558,6 +576,12 @@ class ShellService:
         task.add_done_callback(self._tasks.discard)
         logger.info("shell %s started in %s (pid %d)", session.id[:8], env_id, session.pid)
         return session
+
+    async def _status_of(self, env_id: str) -> str:
+        try:
+            return (await self.runtime.get(env_id))["status"]
+        except RuntimeFailure:
+            return "deleted"
 
     async def _forget(self, session: ShellSession) -> None:
         await session.ended.wait()

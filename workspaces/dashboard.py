@@ -64,6 +64,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "unreachable": clusters_with_workspaces_of(user, unreachable),
         "not_isolated": sorted(clusters_not_isolated()),
         "blueprints": blueprints,
+        # Blueprints whose launch clones a repository: the others skip that phase.
+        "cloning": sorted(b.key for b in catalog if b.git_repository),
         "tags": list(user_tags_for(user).values_list("name", flat=True)),
         "limit": org.max_running_workspaces_per_user,
         "urls": {

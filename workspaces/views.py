@@ -19,6 +19,7 @@ from blueprints.models import Blueprint
 from clusters.models import Cluster
 from core.client_ip import request_client_ip
 from core.errors import ApplicationError
+from core.storage import monaco_url
 from security_center.services import firewall_evaluate
 from workspaces import links
 from workspaces.api.serializers import WorkspaceSerializer
@@ -94,7 +95,7 @@ def editor(request: HttpRequest, workspace_id: str) -> HttpResponse:
         "vendor": {
             "xterm": static("vendor/xterm/xterm.mjs"),
             "fit": static("vendor/xterm/addon-fit.mjs"),
-            "monaco": static("vendor/monaco/vs"),
+            "monaco": monaco_url(),
         },
     }
     context = {"workspace": workspace, "blueprint": blueprint, "editor": data}

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -230,6 +231,19 @@ async def test_stopping_the_environment_ends_its_shells(portal, fake_runtime, se
     assert exit_record["type"] == "exit" and exit_record["reason"] == "workspace_stopped"
     await wait_until(lambda: not alive(pid), timeout=10)
     await wait_until(lambda: service.sessions == {})
+
+
+async def test_a_shell_killed_by_the_stop_reports_the_stop_not_its_exit(
+    portal, fake_runtime, service
+):
+    # A sandboxed shell dies with its sandbox before the reaper looks: its exit is the stop.
+    service.check_interval = 3600
+    client, _ = await open_shell(portal)
+    pid = await shell_pid(client)
+    fake_runtime.status[ENV_ID] = "stopping"
+    os.kill(pid, signal.SIGKILL)
+    exit_record = await client.control(timeout=10)
+    assert exit_record["reason"] == "workspace_stopped"
 
 
 async def test_terminate_ends_the_shell_instead_of_detaching(portal, service):

@@ -61,7 +61,20 @@ function renderRow(workspace) {
   setBadge(field("status"), workspace);
 
   const tags = field("tags");
-  tags.replaceChildren(...workspace.tags.map((t) => el("span", { class: "chip", text: t })));
+  tags.replaceChildren(
+    ...workspace.tags.map((t) =>
+      el("button", {
+        type: "button",
+        class: "chip tag",
+        text: t,
+        title: `Show the workspaces tagged ${t}`,
+        onclick: () => {
+          activeTag = t;
+          render();
+        },
+      }),
+    ),
+  );
 
   const detail = field("detail");
   detail.replaceChildren();
@@ -260,6 +273,11 @@ function addDraftTag() {
   return true;
 }
 
+document.getElementById("tags-add").addEventListener("click", () => {
+  addDraftTag();
+  tagsInput.focus();
+});
+
 tagsInput.addEventListener("keydown", (event) => {
   if (event.key === "Enter") {
     event.preventDefault();
@@ -356,8 +374,11 @@ const launch = {
     launchError.hidden = true;
     try {
       const workspace = await api("POST", data.urls.api, { blueprint: this.blueprint, name: nameInput.value.trim(), exact_name: true });
-      this.follow(workspace);
-      upsert(workspace);
+      // Events about the new workspace may have overtaken this answer: keep the newer state.
+      const known = workspaces.get(workspace.id);
+      this.follow(known || workspace);
+      if (known) this.update(known);
+      else upsert(workspace);
     } catch (error) {
       submit.disabled = false;
       if (error.code === "workspace_limit_reached") return showLimit();
@@ -388,10 +409,12 @@ const launch = {
   },
 
   renderPhases(workspace) {
+    const phases = PHASES.filter((phase) => phase !== "cloning" || data.cloning.includes(workspace.blueprint));
     const done = workspace.status === "running";
-    const current = done ? PHASES.length : Math.max(0, PHASES.indexOf(workspace.phase || "validating"));
+    const at = phases.indexOf(workspace.phase || "validating");
+    const current = done ? phases.length : Math.max(0, at < 0 ? PHASES.indexOf(workspace.phase) - 1 : at);
     phasesList.replaceChildren(
-      ...PHASES.map((phase, index) => {
+      ...phases.map((phase, index) => {
         const state = index < current ? "done" : index === current ? (workspace.status === "error" ? "failed" : "current") : "pending";
         return el("li", { class: `phase ${state}`, "aria-current": state === "current" ? "step" : null, text: PHASE_LABELS[phase] });
       }),
@@ -460,8 +483,15 @@ document.getElementById("launch-retry").addEventListener("click", async () => {
   if (!workspace) return;
   try {
     const updated = await api("POST", workspaceUrl(workspace.id, "/restart"));
-    launch.follow(updated);
-    upsert(updated);
+    // Unless events already told the restart's progress, this answer is the news.
+    const known = workspaces.get(workspace.id);
+    if (known && known.status !== "error") {
+      launch.follow(known);
+      launch.update(known);
+    } else {
+      launch.follow(updated);
+      upsert(updated);
+    }
   } catch (error) {
     if (error.code === "workspace_limit_reached") return showLimit();
     toast(error.message, "error");

@@ -319,17 +319,13 @@ function startTabs() {
 }
 
 function showWaiting() {
-  // Before the workspace runs there is nothing to attach to: say so in the first panel.
-  if (tabs.some((t) => t.mounted) || workspace.status === "running") return;
-  const first = tabs[0];
-  for (const t of tabs) {
-    t.panel.hidden = t !== first;
-    t.button.setAttribute("aria-selected", String(t === first));
-  }
-  let notice = first.panel.querySelector(".waiting");
+  // While the workspace does not run there is nothing to attach to: say so over the
+  // tools (open terminals stay underneath and reconnect once it runs again).
+  if (workspace.status === "running") return;
+  let notice = panels.querySelector(":scope > .waiting");
   if (!notice) {
-    notice = el("div", { class: "waiting" });
-    first.panel.append(notice);
+    notice = el("div", { class: "waiting", role: "status" });
+    panels.append(notice);
   }
   const messages = {
     deploying: "The workspace is starting. Your tools open here as soon as it runs.",
@@ -359,7 +355,7 @@ function update(next) {
   if (preview) preview.update(workspace);
   if (workspace.status === "running") {
     logs.resume();
-    for (const t of tabs) t.panel.querySelector(".waiting")?.remove();
+    panels.querySelector(":scope > .waiting")?.remove();
     startTabs();
     if (was !== "running") {
       // A restart gave us new shells: reconnect the open terminals.

@@ -110,7 +110,7 @@ export function mountFiles(panel, { api: base, monaco: monacoBase, onSaved = () 
       const item = el("li", { role: "treeitem", "aria-level": String(depth + 1), "data-path": entry.path, "data-type": entry.type });
       const label = el("button", {
         type: "button",
-        class: `tree-entry ${entry.type}`,
+        class: `tree-entry ${entry.type}${entry.name.startsWith(".") ? " dotfile" : ""}`,
         style: `padding-left: ${0.5 + depth * 0.9}rem`,
         text: `${isDir ? (expanded.has(entry.path) ? "▾ " : "▸ ") : ""}${entry.name}`,
         title: entry.path,
@@ -155,6 +155,8 @@ export function mountFiles(panel, { api: base, monaco: monacoBase, onSaved = () 
       value: "",
       automaticLayout: true,
       minimap: { enabled: false },
+      scrollBeyondLastLine: false,
+      wordWrap: "on",
       fontSize: 14,
       theme: dark() ? "vs-dark" : "vs",
       ariaLabel: "File editor",

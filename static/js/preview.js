@@ -90,8 +90,16 @@ export class PreviewPanel {
     this.state.hidden = true;
   }
 
+  // The bar's controls act on a running app only.
+  setControls(enabled) {
+    for (const control of document.querySelectorAll(".preview-bar button, .preview-bar input, .preview-bar select")) {
+      control.disabled = !enabled;
+    }
+  }
+
   update(workspace) {
     this.workspace = workspace;
+    this.setControls(workspace.status === "running" && workspace.ports.length > 0);
     if (!workspace.ports.length) {
       this.frame.removeAttribute("src");
       this.loaded = false;

@@ -41,6 +41,25 @@ function loadXterm(urls) {
   return xterm;
 }
 
+async function requestTicket(ticketUrl, csrf) {
+  const response = await fetch(ticketUrl, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "X-CSRFToken": cookie("enclave_csrftoken") || csrf },
+  });
+  if (response.ok) return (await response.json()).ticket;
+  let body = {};
+  try {
+    body = await response.json();
+  } catch {
+    /* not JSON */
+  }
+  const error = new Error(body.detail || `HTTP ${response.status}`);
+  error.code = body.code || `http_${response.status}`;
+  error.status = response.status;
+  throw error;
+}
+
 export async function mountTerminal(host, options) {
   const { workspace, tab = 0, ticketUrl, statusUrl, csrf = "", onStatus = () => {} } = options;
   const storageKey = options.storageKey || `enclave.terminal.${workspace}.${tab}`;
@@ -49,6 +68,9 @@ export async function mountTerminal(host, options) {
     lastStatus = text;
     onStatus(text, level);
   };
+  // The first ticket is asked for while xterm.js loads (it is valid for 30 s).
+  let early = requestTicket(ticketUrl, csrf);
+  early.catch(() => {});
   const [{ Terminal }, { FitAddon }] = await loadXterm(options.vendor);
   const term = new Terminal({
     cursorBlink: true,
@@ -129,25 +151,6 @@ export async function mountTerminal(host, options) {
     }
   }
 
-  async function ticket() {
-    const response = await fetch(ticketUrl, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "X-CSRFToken": cookie("enclave_csrftoken") || csrf },
-    });
-    if (response.ok) return (await response.json()).ticket;
-    let body = {};
-    try {
-      body = await response.json();
-    } catch {
-      /* not JSON */
-    }
-    const error = new Error(body.detail || `HTTP ${response.status}`);
-    error.code = body.code || `http_${response.status}`;
-    error.status = response.status;
-    throw error;
-  }
-
   async function connect() {
     clearTimeout(retryTimer);
     if (disposed) return;
@@ -156,8 +159,10 @@ export async function mountTerminal(host, options) {
     setStatus("Connecting…");
     let raw;
     try {
-      raw = await ticket();
+      raw = await (early || requestTicket(ticketUrl, csrf));
+      early = null;
     } catch (error) {
+      early = null;
       if (error.code === "workspace_not_running") return stop(MESSAGES.workspace_not_running);
       if (error.status === 404) return stop("This workspace no longer exists.", { offerReconnect: false });
       if (error.status === 401 || error.status === 403) return stop("Please sign in again.");
