@@ -5,7 +5,7 @@
 
 import { api } from "./api.js";
 import { connectEvents } from "./events.js";
-import { PHASES, PHASE_LABELS, ago, confirmDialog, el, elapsed, setBadge, toast, wireCloseButtons } from "./ui.js";
+import { PHASES, PHASE_LABELS, ago, confirmDelete, el, elapsed, setBadge, toast, wireCloseButtons } from "./ui.js";
 
 const data = JSON.parse(document.getElementById("dashboard-data").textContent);
 const me = data.me.email.toLowerCase();
@@ -208,12 +208,7 @@ async function operate(workspace, operation) {
 }
 
 async function remove(workspace) {
-  const ok = await confirmDialog({
-    title: `Delete ${workspace.name}?`,
-    text: `${workspace.name} and everything in it — its files and snapshots — will be deleted. This cannot be undone.`,
-    action: `Delete ${workspace.name}`,
-  });
-  if (!ok) return;
+  if (!(await confirmDelete(workspace))) return;
   try {
     await api("DELETE", workspaceUrl(workspace.id));
     toast(`${workspace.name} is being deleted.`);

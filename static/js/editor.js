@@ -8,7 +8,7 @@ import { mountFiles } from "./files.js";
 import { LogsDrawer } from "./logs.js";
 import { PreviewPanel } from "./preview.js";
 import { mountTerminal } from "./terminal.js";
-import { confirmDialog, el, setBadge, toast } from "./ui.js";
+import { confirmDelete, el, setBadge, toast } from "./ui.js";
 
 const data = JSON.parse(document.getElementById("editor-data").textContent);
 let workspace = data.workspace;
@@ -51,12 +51,7 @@ buttons.start.addEventListener("click", () => operate("start"));
 buttons.stop.addEventListener("click", () => operate("stop"));
 buttons.restart.addEventListener("click", () => operate("restart"));
 buttons.delete.addEventListener("click", async () => {
-  const ok = await confirmDialog({
-    title: `Delete ${workspace.name}?`,
-    text: `${workspace.name} and everything in it — its files and snapshots — will be deleted. This cannot be undone.`,
-    action: `Delete ${workspace.name}`,
-  });
-  if (!ok) return;
+  if (!(await confirmDelete(workspace))) return;
   try {
     await api("DELETE", apiUrl());
     window.location.assign(data.urls.dashboard);

@@ -78,6 +78,15 @@ export function confirmDialog({ title, text, action }) {
   });
 }
 
+// Deleting a workspace: the dialog names it and says what goes with it.
+export function confirmDelete(workspace) {
+  return confirmDialog({
+    title: `Delete ${workspace.name}?`,
+    text: `${workspace.name} and everything in it — its files and snapshots — will be deleted. This cannot be undone.`,
+    action: `Delete ${workspace.name}`,
+  });
+}
+
 let toastTimer = null;
 export function toast(message, level = "info") {
   const box = document.getElementById("toast");
