@@ -46,7 +46,7 @@ from agent.runtimes.base import (
     WorkspaceHome,
     connect_loopback,
 )
-from agent.runtimes.local import limits, provision, sandbox, store, supervise
+from agent.runtimes.local import launch, limits, provision, sandbox, store, supervise
 from agent.runtimes.local.logtail import LogFollowers
 from agent.runtimes.local.sandbox import Sandbox, SandboxError, SandboxUnavailable
 from agent.runtimes.records import EnvRecord, ProcRecord, now
@@ -478,25 +478,6 @@ class LocalRuntime(Runtime):
         taken = {e.data.get("sandbox_uid") for e in self._envs.values()}
         return self.sandbox.host_uid({uid for uid in taken if isinstance(uid, int)})
 
-    def _wrap(self, env: EnvRecord) -> provision.Wrap | None:
-        """How provisioning steps of ``env`` run: in a one-shot sandbox, or as they are."""
-        box = self.sandbox
-        if box is None:
-            return None
-
-        def wrap(argv: list[str], run_env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-            command = box.command(
-                env.path,
-                argv,
-                host_uid=env.data["sandbox_uid"],
-                network=env.data["spec"].get("network", "outbound"),
-                one_shot=True,
-                hostname=env.id,
-            )
-            return command, box.environment(run_env)
-
-        return wrap
-
     async def _ensure_sandbox_dirs(self, env: EnvRecord) -> None:
         if self.sandbox is None:
             return
@@ -514,7 +495,7 @@ class LocalRuntime(Runtime):
             phase=lambda phase: self._commit(env, phase=phase),
             setup_env=lambda: self._process_env(env),
             timeout=self.setup_timeout,
-            wrap=self._wrap(env),
+            wrap=launch.provision_wrap(self.sandbox, env),
         )
         await self._commit(env, phase="deploying")
         await self._activate(env)
@@ -566,33 +547,13 @@ class LocalRuntime(Runtime):
             process_started=proc.start_time,
             ports=ports,
         )
-        await supervise.wait_ready(env, proc, self._ready_probe(env, ports), self.ready_timeout)
+        probe = launch.ready_probe(self.sandbox, env, ports)
+        await supervise.wait_ready(env, proc, probe, self.ready_timeout)
         if proc.exited.is_set():
             reason = proc_util.exit_reason(proc.returncode)
             raise RuntimeFailure(INTERNAL, f"start command ended ({reason})")
         await self._commit(env, status=RUNNING, phase=None, error=None)
         logger.info("environment %s: running (pid %d)", env.id, proc.pid)
-
-    def _ready_probe(
-        self, env: EnvRecord, ports: list[dict[str, Any]]
-    ) -> Callable[[], Awaitable[bool]] | None:
-        """What "ready" means: the first port accepts connections (else the init answers)."""
-        if self.sandbox is None:
-            if not ports:
-                return None
-            return lambda: proc_util.port_accepts(ports[0]["host_port"])
-        if not ports or not env.data["spec"]["start_command"]:
-            return lambda: sandbox.ping(env.path)
-
-        async def accepts() -> bool:
-            try:
-                sock = await sandbox.connect(env.path, ports[0]["port"], timeout=1.0)
-            except SandboxError:
-                return False
-            sock.close()
-            return True
-
-        return accepts
 
     async def _watch_child(self, env: EnvRecord, proc: ProcRecord) -> None:
         assert proc.child is not None
