@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.access import member_access_end
 from accounts.choices import MemberStatus, Role
 from accounts.models import ApiToken, User, UserTag, normalize_email
+from audit.choices import AuditOutcome
 from audit.services import audit_record
+from core import ratelimit
 from core.errors import ApplicationError
+
+# Sign-in protection (both password forms): failures are counted per account and per
+# client IP in a window that opens at the first failure; once either count reaches its
+# limit, every attempt through it is refused, right password or not, until it closes.
+LOGIN_WINDOW_SECONDS = 15 * 60
+LOGIN_FAILURES_PER_ACCOUNT = 5
+LOGIN_FAILURES_PER_IP = 20
 
 
 def member_invite(*, email: str, role: str = Role.USER, actor: User | None) -> User:
@@ -69,7 +80,12 @@ def member_set_role(*, user: User, role: str, actor: User | None) -> User:
 
 
 def member_set_active(*, user: User, active: bool, actor: User | None) -> User:
-    """Suspend or reactivate a member; a suspended member's tokens and sessions stop working."""
+    """Suspend or reactivate a member (audited).
+
+    A suspended member's sign-in sessions, API tokens and unused tickets stop working, and
+    their open terminals and preview sessions are closed at once with reason
+    `member_suspended` (through `accounts.access`); their workspaces keep running.
+    """
     with transaction.atomic():
         if not active and user.role == Role.ADMIN:
             others = User.objects.filter(role=Role.ADMIN, is_active=True).exclude(pk=user.pk)
@@ -86,6 +102,8 @@ def member_set_active(*, user: User, active: bool, actor: User | None) -> User:
             target_id=user.pk,
             details={"email": user.email},
         )
+        if not active:
+            member_access_end(user_id=user.pk, actor=actor)
     return user
 
 
@@ -94,6 +112,88 @@ def member_mark_active(*, user: User) -> None:
     if user.status == MemberStatus.PENDING:
         User.objects.filter(pk=user.pk).update(status=MemberStatus.ACTIVE)
         user.status = MemberStatus.ACTIVE
+
+
+def _login_account_key(email: str) -> str:
+    # Hashed: cache keys stay short and valid whatever was typed, and hold no address.
+    return hashlib.sha256(normalize_email(email).encode()).hexdigest()
+
+
+def login_wait(*, email: str, ip: str) -> int | None:
+    """Seconds before a sign-in for `email` from `ip` may be tried, or None if it may now.
+
+    Reads the shared counters only; it records nothing.
+    """
+    waits = [
+        ratelimit.failure_wait("login-ip", ip, LOGIN_FAILURES_PER_IP, LOGIN_WINDOW_SECONDS),
+        ratelimit.failure_wait(
+            "login-account",
+            _login_account_key(email),
+            LOGIN_FAILURES_PER_ACCOUNT,
+            LOGIN_WINDOW_SECONDS,
+        ),
+    ]
+    waits = [wait for wait in waits if wait is not None]
+    return max(waits) if waits else None
+
+
+def _login_audit(*, action: str, outcome: str, email: str, ip: str, details: dict) -> None:
+    email = normalize_email(email)[:254]
+    user_id = None
+    if email:
+        user_id = User.objects.filter(email=email).values_list("pk", flat=True).first()
+    audit_record(
+        action=action,
+        target_type="user" if user_id else "",
+        target_id=user_id or "",
+        ip=ip,
+        outcome=outcome,
+        details={"email": email, **details},
+    )
+
+
+def login_failure_record(*, email: str, ip: str, via: str) -> None:
+    """A sign-in failed (wrong credentials, or an account that may not sign in there).
+
+    Counts the failure against the account and the IP, and audits `member.login_failed`
+    with the e-mail tried (never the password) and the client IP.
+    """
+    ratelimit.failure_add("login-account", _login_account_key(email), LOGIN_WINDOW_SECONDS)
+    ratelimit.failure_add("login-ip", ip, LOGIN_WINDOW_SECONDS)
+    _login_audit(
+        action="member.login_failed",
+        outcome=AuditOutcome.FAILURE,
+        email=email,
+        ip=ip,
+        details={"via": via},
+    )
+
+
+def login_refusal_record(*, email: str, ip: str, via: str, retry_after: int) -> None:
+    """A sign-in was refused unchecked because of earlier failures: audits
+    `member.login_throttled` (denied). The refusal itself is not counted as a failure."""
+    _login_audit(
+        action="member.login_throttled",
+        outcome=AuditOutcome.DENIED,
+        email=email,
+        ip=ip,
+        details={"via": via, "retry_after": retry_after},
+    )
+
+
+def login_success_record(*, user: User, ip: str, via: str) -> None:
+    """A member signed in: the account's failure count restarts, a first sign-in turns an
+    invited member active, and `member.login` is audited with the client IP."""
+    ratelimit.failure_reset("login-account", _login_account_key(user.email))
+    member_mark_active(user=user)
+    audit_record(
+        action="member.login",
+        actor=user,
+        target_type="user",
+        target_id=user.pk,
+        ip=ip,
+        details={"via": via},
+    )
 
 
 def api_token_issue(

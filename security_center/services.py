@@ -214,8 +214,10 @@ def preview_sessions_end_idle(*, idle_for: timedelta, now: datetime | None = Non
 
 
 TERMINATED_BY_ADMIN = "terminated_by_admin"
+MEMBER_SUSPENDED = "member_suspended"
 TERMINATE_MESSAGE = {"type": "connection.terminate"}
-"""Channel-layer message the consumer holding a session receives when an admin ends it."""
+"""Channel-layer message the consumer holding a session receives when it is ended for it;
+its `reason` is `TERMINATED_BY_ADMIN` or `MEMBER_SUSPENDED`."""
 
 
 def connection_terminate(
@@ -231,28 +233,52 @@ def connection_terminate(
     closed all the same.
     """
     with transaction.atomic():
-        if not connection_close(session_id=session.pk, reason=TERMINATED_BY_ADMIN):
-            return False
-        audit_record(
-            action="connection.terminate",
-            actor=actor,
-            target_type="connection",
-            target_id=session.pk,
-            ip=ip,
-            details={
-                "kind": session.kind,
-                "email": session.email,
-                "environment_id": session.environment_id,
-            },
-        )
-        channel_name = session.channel_name
-        if channel_name:
-            transaction.on_commit(lambda: _notify_consumer(channel_name))
-    session.refresh_from_db()
+        ended = _terminate(session=session, reason=TERMINATED_BY_ADMIN, actor=actor, ip=ip)
+    if ended:
+        session.refresh_from_db()
+    return ended
+
+
+def connections_end_for_member(*, user_id: int, actor: User | None) -> int:
+    """End every live terminal and preview session of a member being suspended.
+
+    Each open row is closed with reason `member_suspended` and audited
+    (`connection.terminate`) in the caller's transaction; once it commits, each holding
+    consumer is told as `connection_terminate` tells it. Registered as the accounts'
+    access ender (`accounts.access`); returns how many sessions it ended.
+    """
+    ended = 0
+    with transaction.atomic():
+        for session in ConnectionSession.objects.filter(user_id=user_id, ended_at__isnull=True):
+            ended += _terminate(session=session, reason=MEMBER_SUSPENDED, actor=actor, ip=None)
+    return ended
+
+
+def _terminate(
+    *, session: ConnectionSession, reason: str, actor: User | None, ip: str | None
+) -> bool:
+    if not connection_close(session_id=session.pk, reason=reason):
+        return False
+    audit_record(
+        action="connection.terminate",
+        actor=actor,
+        target_type="connection",
+        target_id=session.pk,
+        ip=ip,
+        details={
+            "kind": session.kind,
+            "email": session.email,
+            "environment_id": session.environment_id,
+            "reason": reason,
+        },
+    )
+    channel_name = session.channel_name
+    if channel_name:
+        transaction.on_commit(lambda: _notify_consumer(channel_name, reason))
     return True
 
 
-def _notify_consumer(channel_name: str) -> None:
+def _notify_consumer(channel_name: str, reason: str) -> None:
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
@@ -261,6 +287,6 @@ def _notify_consumer(channel_name: str) -> None:
         logger.warning("no channel layer: cannot reach the consumer of %s", channel_name)
         return
     try:
-        async_to_sync(layer.send)(channel_name, dict(TERMINATE_MESSAGE))
+        async_to_sync(layer.send)(channel_name, {**TERMINATE_MESSAGE, "reason": reason})
     except Exception:
         logger.exception("could not tell %s to end its session", channel_name)

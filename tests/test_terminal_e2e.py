@@ -14,7 +14,15 @@ import time
 import pytest
 import websockets
 
-from tests.harness import Agent, Api, Portal, UvicornPortal, portal_db_rows, wait_until
+from tests.harness import (
+    Agent,
+    Api,
+    Portal,
+    UvicornPortal,
+    create_member,
+    portal_db_rows,
+    wait_until,
+)
 from tests.terminal_client import TerminalClient, shell_ticket
 
 pytestmark = pytest.mark.integration
@@ -172,6 +180,35 @@ async def test_admin_terminate_shows_the_message_and_closes(stack):
     assert (await term.closed())[0] == 4000
     row = _ended(stack, row_id)
     assert row[4] == "terminated_by_admin"
+
+
+async def test_suspending_a_member_closes_their_terminal_and_refuses_their_tickets(stack):
+    email = "builder@portal.localhost"
+    create_member(stack.portal, email, "a-long-enough-password")
+    theirs = Api(stack.portal.url, stack.portal.token_for(email))
+    created = theirs("POST", "/workspaces", json={"blueprint": "demo", "name": "Theirs"})
+    assert created.status_code == 201, created.text
+    workspace = created.json()["id"]
+    theirs.wait_status(workspace, "running", timeout=60)
+    term = await TerminalClient.open(
+        stack.portal.url, shell_ticket(theirs, workspace), workspace=workspace
+    )
+    unused = shell_ticket(theirs, workspace)
+    [member] = stack.api("GET", "/admin/members", params={"q": email}).json()
+    suspended = stack.api("PATCH", f"/admin/members/{member['id']}", json={"is_active": False})
+    assert suspended.status_code == 200, suspended.text
+    terminated = await term.message("terminated", timeout=1.0)
+    assert terminated["reason"] == "member_suspended"
+    assert await term.closed(timeout=1.0) == (4000, "member_suspended")
+    [row] = [r for r in stack.connection_rows() if r[4] == "member_suspended"]
+    audited = portal_db_rows(
+        stack.portal,
+        "SELECT target_id FROM audit_auditevent WHERE action = 'connection.terminate'",
+    )
+    assert (str(row[0]),) in audited
+    with pytest.raises(websockets.InvalidStatus):
+        await TerminalClient.open(stack.portal.url, unused)
+    assert theirs("POST", f"/workspaces/{workspace}/shell-ticket").status_code == 401
 
 
 async def test_agent_killed_closes_the_terminal_and_the_row(stack):

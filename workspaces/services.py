@@ -487,8 +487,9 @@ def ticket_redeem(
 ) -> Ticket | None:
     """Consume a ticket: exactly one caller wins, however many race for the same value.
 
-    One conditional UPDATE (`used_at IS NULL AND expires_at > now`) decides; the loser,
-    an expired, reused, unknown or mismatched ticket all get None.
+    One conditional UPDATE (`used_at IS NULL AND expires_at > now` and the ticket's member
+    still active) decides; the loser, an expired, reused, unknown or mismatched ticket and
+    a suspended member's ticket all get None.
     """
     if not raw or len(raw) > 200:
         return None
@@ -500,9 +501,9 @@ def ticket_redeem(
     if port is not None:
         filters["port"] = port
     now = timezone.now()
-    won = Ticket.objects.filter(used_at__isnull=True, expires_at__gt=now, **filters).update(
-        used_at=now
-    )
+    won = Ticket.objects.filter(
+        used_at__isnull=True, expires_at__gt=now, user__is_active=True, **filters
+    ).update(used_at=now)
     if not won:
         return None
     return Ticket.objects.select_related("user", "cluster").get(token_hash=filters["token_hash"])

@@ -207,6 +207,25 @@ def test_token_revoke_stops_authentication(api_client, member):
     assert refused.json()["code"] == "authentication_failed"
 
 
+def test_suspension_stops_the_members_token_and_session(api_client, client, member):
+    token = ApiTokenFactory(user=member)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.raw}")
+    assert api_client.get("/api/v1/me").status_code == 200
+    client.force_login(member)
+    assert client.get("/api/v1/me").status_code == 200
+    api_client.credentials()
+    api_client.force_authenticate(AdminFactory())
+    suspended = api_client.patch(
+        f"/api/v1/admin/members/{member.pk}", {"is_active": False}, format="json"
+    )
+    assert suspended.status_code == 200, suspended.content
+    api_client.force_authenticate(None)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.raw}")
+    refused = api_client.get("/api/v1/me")
+    assert refused.status_code == 401 and refused.json()["code"] == "authentication_failed"
+    assert client.get("/api/v1/me").status_code in (401, 403)
+
+
 def test_someone_elses_token_is_not_found_and_still_works(api_client, member):
     theirs = ApiTokenFactory()
     api_client.force_authenticate(member)

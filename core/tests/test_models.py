@@ -1,6 +1,7 @@
 """Organisation settings: the singleton row, its validation, its update service; rate counters."""
 
 import time
+from types import SimpleNamespace
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -134,3 +135,22 @@ def test_ratelimit_counters_are_per_scope_and_identity():
     assert ratelimit.hit("api", "b", 1) is None
     assert ratelimit.hit("launch", "a", 1) is None
     assert ratelimit.hit("api", "a", 1) is not None
+
+
+def test_ratelimit_failures_refuse_at_the_limit_until_reset():
+    for _ in range(3):
+        assert ratelimit.failure_wait("login", "a", 3, 900) is None
+        ratelimit.failure_add("login", "a", 900)
+    assert 899 <= ratelimit.failure_wait("login", "a", 3, 900) <= 900
+    assert ratelimit.failure_wait("login", "b", 3, 900) is None
+    ratelimit.failure_reset("login", "a")
+    assert ratelimit.failure_wait("login", "a", 3, 900) is None
+
+
+def test_ratelimit_failure_window_opens_at_the_first_failure(monkeypatch):
+    clock = SimpleNamespace(time=lambda: 1_700_000_000.0)
+    monkeypatch.setattr(ratelimit, "time", clock)
+    ratelimit.failure_add("login", "a", 900)
+    clock.time = lambda: 1_700_000_600.0
+    ratelimit.failure_add("login", "a", 900)
+    assert ratelimit.failure_wait("login", "a", 2, 900) == 300

@@ -13,8 +13,9 @@ Promises:
   (DESIGN §7, `TRUSTED_PROXIES`) passes the firewall (else 4403 `firewall_blocked` and a
   `FirewallEvent`). A refused handshake never reaches the agent.
 * Every accepted socket has exactly one `ConnectionSession` row; whatever ends it —
-  browser, shell exit, workspace stop, agent loss, admin, idle timeout, server shutdown
-  (disconnect or cancellation) — closes the row once with the reason and the byte counts.
+  browser, shell exit, workspace stop, agent loss, admin, the member's suspension, idle
+  timeout, server shutdown (disconnect or cancellation) — closes the row once with the
+  reason and the byte counts.
   Counters are also flushed every `TRAFFIC_EVERY` seconds while it lives.
 * Browser → workspace: binary frames are keyboard input; text frames are JSON control
   (`resize`, `ping` → `pong`, `ack`). Workspace → browser: binary frames are terminal
@@ -43,6 +44,7 @@ from relay.consumers.base import LeanWebsocketConsumer, db_async
 from relay.streams import StreamLike, TunnelUnavailable, open_stream
 from security_center.choices import ConnectionKind
 from security_center.services import (
+    MEMBER_SUSPENDED,
     TERMINATED_BY_ADMIN,
     connection_add_traffic,
     connection_close,
@@ -83,6 +85,12 @@ _AGENT_ENDS: Final = {
     "terminated": (1000, "shell_terminated"),
     "agent_shutdown": (CLOSE_AGENT_UNAVAILABLE, "agent_disconnected"),
     "too_many_sessions": (4429, "too_many_sessions"),
+}
+
+# Why the portal ended a session, as the browser is told it.
+_TERMINATE_DETAILS: Final = {
+    TERMINATED_BY_ADMIN: "An administrator ended this session.",
+    MEMBER_SUSPENDED: "Your account was suspended.",
 }
 
 
@@ -240,13 +248,17 @@ class TerminalConsumer(LeanWebsocketConsumer):
             await self.send(text_data='{"type":"pong"}')
 
     async def connection_terminate(self, event: dict[str, Any]) -> None:
-        """An admin ended this session (`security_center.services.connection_terminate`)."""
+        """This session was ended for it (`security_center.services`): by an admin, or
+        because its member was suspended (`reason` `member_suspended`)."""
         if self._done:
             return
-        text = {"type": "terminated", "detail": "An administrator ended this session."}
+        reason = event.get("reason")
+        if reason not in _TERMINATE_DETAILS:
+            reason = TERMINATED_BY_ADMIN
+        text = {"type": "terminated", "reason": reason, "detail": _TERMINATE_DETAILS[reason]}
         with contextlib.suppress(Exception):
             await self.send(text_data=json.dumps(text))
-        await self._finish(CLOSE_TERMINATED, TERMINATED_BY_ADMIN, kill_shell=True)
+        await self._finish(CLOSE_TERMINATED, reason, kill_shell=True)
 
     # --- the relay ---------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import ApplicationCommunicator, WebsocketCommunicator
 
+from accounts.services import member_set_active
 from agent import protocol as p
 from clusters.services import cluster_create
 from relay.streams import LOCAL_TUNNELS
@@ -401,6 +402,26 @@ async def test_ending_the_session_stops_the_cookie_at_once(setup, admin_member):
             break
         await asyncio.sleep(0.01)
     assert status == 401
+
+
+async def test_suspending_the_member_ends_the_preview_session_within_a_second(setup, admin_member):
+    cluster, agent, member = setup
+    cookie, _ = await _login(member, cluster)
+    (status, _, _), _ = await _forwarded(agent, http("/", headers=[(b"cookie", cookie.encode())]))
+    assert status == 200
+    unused = await _ticket(member, cluster)
+    await sync_to_async(member_set_active)(user=member, active=False, actor=admin_member)
+    session = await sync_to_async(ConnectionSession.objects.get)()
+    assert session.close_reason == "member_suspended" and session.ended_at is not None
+    deadline = asyncio.get_running_loop().time() + 1.0
+    while asyncio.get_running_loop().time() < deadline:
+        status, _, _ = await http("/", headers=[(b"cookie", cookie.encode())])
+        if status == 401:
+            break
+        await asyncio.sleep(0.01)
+    assert status == 401
+    status, headers, _ = await http(f"/__enclave__/auth?ticket={unused}&next=/")
+    assert status == 403 and header(headers, "x-enclave-error") == ["ticket_invalid"]
 
 
 async def test_an_idle_session_ends_on_its_next_request(setup):

@@ -10,12 +10,14 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from accounts.services import member_set_active
 from accounts.tests.factories import AdminFactory, UserFactory
 from agent import protocol as p
 from agent.multiplex import Multiplexer
 from agent.rpc import RpcDispatcher
 from agent.shell import ShellService
 from agent.tests.test_shell import FakeRuntime
+from audit.models import AuditEvent
 from clusters.services import cluster_create
 from relay.consumers import terminal
 from relay.tests.asgi import application
@@ -330,6 +332,40 @@ async def test_admin_terminate_tells_the_browser_and_ends_the_shell(cluster_toke
         row = await sync_to_async(ConnectionSession.objects.get)(pk=row.pk)
         assert row.close_reason == "terminated_by_admin" and row.ended_at is not None
         assert await sync_to_async(connection_terminate)(session=row, actor=admin) is False
+
+
+async def test_suspending_the_member_closes_the_terminal_and_refuses_their_tickets(
+    cluster_token, owner, tmp_path
+):
+    cluster, token = cluster_token
+    home = tmp_path / "home"
+    home.mkdir()
+    admin = await sync_to_async(AdminFactory)(email="admin@example.com")
+    async with agent_with_shells(token, home) as shells:
+        browser = Browser(_browser(f"ticket={await sync_to_async(_issue)(owner, cluster)}"))
+        assert (await browser.socket.connect())[0]
+        hello = await browser.message("session")
+        session = shells.sessions[hello["session"]]
+        unused = await sync_to_async(_issue)(owner, cluster)
+        await sync_to_async(member_set_active)(user=owner, active=False, actor=admin)
+        terminated = await browser.message("terminated", timeout=1.0)
+        assert terminated["reason"] == "member_suspended"
+        closed = await browser.closed_with(timeout=1.0)
+        assert (closed["code"], closed.get("reason")) == (
+            terminal.CLOSE_TERMINATED,
+            "member_suspended",
+        )
+        await _wait_for(lambda: session.ended.is_set())
+        [row] = await _rows()
+        assert row.close_reason == "member_suspended" and row.ended_at is not None
+        entry = await sync_to_async(AuditEvent.objects.get)(action="connection.terminate")
+        assert entry.target_id == str(row.pk) and entry.details["reason"] == "member_suspended"
+        fresh = await sync_to_async(_issue)(owner, cluster)
+        for raw in (unused, fresh):
+            refused = _browser(f"ticket={raw}")
+            connected, code = await refused.connect()
+            assert not connected and code == terminal.CLOSE_TICKET_INVALID
+        assert len(await _rows()) == 1
 
 
 async def test_shell_exit_and_stopped_workspace_end_the_socket(cluster_token, owner, tmp_path):

@@ -5,11 +5,12 @@ from unittest import mock
 import pytest
 from django.urls import reverse
 
-from accounts.tests.factories import AdminFactory
+from accounts.services import member_set_active
+from accounts.tests.factories import AdminFactory, UserFactory
 from audit.models import AuditEvent
 from core.tests.admin import messages_of
 from security_center.models import ConnectionSession
-from security_center.services import connection_terminate
+from security_center.services import connection_terminate, connections_end_for_member
 from security_center.tests.factories import ConnectionSessionFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +23,7 @@ def test_terminate_closes_audits_and_notifies_after_commit(django_capture_on_com
     session = ConnectionSessionFactory(channel_name="specific.abc!def", bytes_out=10)
     with mock.patch(NOTIFY) as notify, django_capture_on_commit_callbacks(execute=True):
         assert connection_terminate(session=session, actor=admin, ip="192.0.2.1") is True
-    notify.assert_called_once_with("specific.abc!def")
+    notify.assert_called_once_with("specific.abc!def", "terminated_by_admin")
     session.refresh_from_db()
     assert session.ended_at is not None and session.close_reason == "terminated_by_admin"
     assert session.bytes_out == 10
@@ -32,6 +33,7 @@ def test_terminate_closes_audits_and_notifies_after_commit(django_capture_on_com
         "kind": "shell",
         "email": session.email,
         "environment_id": session.environment_id,
+        "reason": "terminated_by_admin",
     }
 
 
@@ -83,3 +85,40 @@ def test_console_end_session_action(client):
     live.refresh_from_db()
     assert live.close_reason == "terminated_by_admin"
     assert ConnectionSession.objects.get(pk=ended.pk).close_reason == "client_closed"
+
+
+def test_suspending_a_member_ends_their_live_sessions_with_audit(
+    django_capture_on_commit_callbacks,
+):
+    admin, member = AdminFactory(), UserFactory()
+    shell = ConnectionSessionFactory(user=member, channel_name="specific.a!shell")
+    preview = ConnectionSessionFactory(user=member, kind="preview", channel_name="specific.b!p")
+    ended = ConnectionSessionFactory(
+        user=member, ended_at="2030-01-01T00:00:00Z", close_reason="client_closed"
+    )
+    someone_else = ConnectionSessionFactory(channel_name="specific.c!other")
+    with mock.patch(NOTIFY) as notify, django_capture_on_commit_callbacks(execute=True):
+        member_set_active(user=member, active=False, actor=admin)
+    assert sorted(notify.call_args_list) == [
+        mock.call("specific.a!shell", "member_suspended"),
+        mock.call("specific.b!p", "member_suspended"),
+    ]
+    for session in (shell, preview):
+        session.refresh_from_db()
+        assert session.ended_at is not None and session.close_reason == "member_suspended"
+    assert ConnectionSession.objects.get(pk=ended.pk).close_reason == "client_closed"
+    assert ConnectionSession.objects.get(pk=someone_else.pk).ended_at is None
+    entries = AuditEvent.objects.filter(action="connection.terminate").order_by("target_id")
+    assert [(e.target_id, e.actor_email, e.details["reason"]) for e in entries] == sorted(
+        (str(s.pk), admin.email, "member_suspended") for s in (shell, preview)
+    )
+
+
+def test_reactivating_a_member_ends_nothing(django_capture_on_commit_callbacks):
+    member = UserFactory(is_active=False)
+    session = ConnectionSessionFactory(user=member)
+    with mock.patch(NOTIFY) as notify, django_capture_on_commit_callbacks(execute=True):
+        member_set_active(user=member, active=True, actor=AdminFactory())
+        assert connections_end_for_member(user_id=UserFactory().pk, actor=None) == 0
+    notify.assert_not_called()
+    assert ConnectionSession.objects.get(pk=session.pk).ended_at is None

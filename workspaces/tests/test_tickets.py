@@ -164,3 +164,13 @@ def test_exactly_one_of_50_concurrent_redemptions_wins():
 def test_unknown_or_absurd_values_fail(raw, member, cluster):
     ticket_issue(kind=SHELL, user=member, environment_id="env-1", cluster=cluster)
     assert ticket_redeem(raw=raw, kind=SHELL) is None
+
+
+def test_a_suspended_members_ticket_is_refused_and_stays_unused(cluster):
+    user = UserFactory()
+    ticket, raw = ticket_issue(kind=SHELL, user=user, environment_id="env-1", cluster=cluster)
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    assert ticket_redeem(raw=raw, kind=SHELL) is None
+    ticket.refresh_from_db()
+    assert ticket.used_at is None
