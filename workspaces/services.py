@@ -501,8 +501,12 @@ def ticket_redeem(
     if port is not None:
         filters["port"] = port
     now = timezone.now()
+    # `user__in` keeps the UPDATE on the ticket table alone: a condition through a join
+    # would become `id IN (subquery)`, which PostgreSQL does not re-check against a
+    # concurrent redemption, letting two callers win.
+    active = User.objects.filter(is_active=True).values("pk")
     won = Ticket.objects.filter(
-        used_at__isnull=True, expires_at__gt=now, user__is_active=True, **filters
+        used_at__isnull=True, expires_at__gt=now, user__in=active, **filters
     ).update(used_at=now)
     if not won:
         return None
