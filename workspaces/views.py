@@ -40,9 +40,8 @@ def _own_workspace(request: HttpRequest, workspace_id: str) -> tuple[Workspace, 
         raise
 
 
-def _tabs(workspace: Workspace) -> list[dict[str, str]]:
+def _tabs(blueprint: Blueprint | None) -> list[dict[str, str]]:
     """The blueprint's layout tabs (titles and kinds only: commands stay server-side)."""
-    blueprint = Blueprint.objects.filter(key=workspace.blueprint).first()
     tabs = blueprint.layout_tabs if blueprint is not None and blueprint.layout_tabs else []
     return [{"kind": t.get("kind", "terminal"), "title": t.get("title", "")} for t in tabs] or [
         {"kind": "terminal", "title": "Terminal"}
@@ -78,7 +77,7 @@ def editor(request: HttpRequest, workspace_id: str) -> HttpResponse:
         "me": {"email": request.user.email, "is_admin": request.user.is_admin},
         "blueprint": {
             "name": blueprint.name if blueprint else workspace.blueprint,
-            "tabs": _tabs(workspace),
+            "tabs": _tabs(blueprint),
             "locked": blueprint.layout_locked if blueprint else False,
             "preview": blueprint.preview_enabled if blueprint else True,
             "path_bar": blueprint.path_bar_enabled if blueprint else True,
@@ -112,7 +111,7 @@ def terminal(request: HttpRequest, workspace_id: str) -> HttpResponse:
         workspace, cluster = _own_workspace(request, workspace_id)
     except ApplicationError as exc:  # the cluster is unreachable: the page explains it
         return render(request, "terminal.html", {"error": exc.detail}, status=exc.status)
-    tabs = _tabs(workspace)
+    tabs = _tabs(Blueprint.objects.filter(key=workspace.blueprint).first())
     try:
         tab = int(request.GET.get("tab", 0))
     except ValueError:
