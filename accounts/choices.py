@@ -9,3 +9,9 @@ class Role(models.TextChoices):
 class MemberStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     PENDING = "pending", "Pending"
+
+
+class ExperienceLevel(models.TextChoices):
+    NON_TECHNICAL = "non_technical", "Not technical: explain in plain words"
+    FAMILIAR = "familiar", "Familiar with the basics"
+    DEVELOPER = "developer", "Developer"

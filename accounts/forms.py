@@ -1,11 +1,14 @@
-"""The password sign-in forms of the member pages and of the console."""
+"""The password sign-in forms of the member pages and of the console; the account page's
+profile and personal-secret forms."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
+from accounts.models import MAX_SECRET_VALUE, User
 from accounts.services import login_wait
 from core.client_ip import request_client_ip
 
@@ -35,3 +38,41 @@ class LoginForm(AuthenticationForm):
 
 class ConsoleLoginForm(LoginForm, AdminAuthenticationForm):
     """The console's form: the same, and only for members allowed in the console."""
+
+
+class ProfileForm(forms.ModelForm):
+    """The builder profile, as the member edits it on their account page."""
+
+    class Meta:
+        model = User
+        fields = ["experience_level", "preferred_language", "role_title", "timezone"]
+        labels = {
+            "experience_level": "How technical are you?",
+            "preferred_language": "Language the AI answers in",
+            "role_title": "Your role",
+            "timezone": "Time zone",
+        }
+        help_texts = {
+            "experience_level": "The AI tools adapt their explanations to it.",
+            "preferred_language": "e.g. English, Français, Deutsch.",
+            "role_title": "e.g. Finance analyst, Product manager.",
+            "timezone": "An IANA name such as Europe/Paris.",
+        }
+
+
+class BuilderSecretForm(forms.Form):
+    """Add or replace one personal secret; the value box is never filled back in."""
+
+    name = forms.CharField(
+        max_length=100,
+        widget=forms.TextInput(
+            attrs={"placeholder": "GITHUB_TOKEN", "autocomplete": "off", "spellcheck": "false"}
+        ),
+        help_text="An environment variable name: letters, digits and _.",
+    )
+    value = forms.CharField(
+        max_length=MAX_SECRET_VALUE,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
+        help_text="Stored encrypted; nobody can read it back, you included.",
+    )

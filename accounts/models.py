@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import zoneinfo
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.core.exceptions import ValidationError
@@ -11,9 +12,9 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from accounts.choices import MemberStatus, Role
-from core.crypto import hash_secret
-from core.validators import hex_colour
+from accounts.choices import ExperienceLevel, MemberStatus, Role
+from core.crypto import EncryptedTextField, hash_secret
+from core.validators import env_name_problem, hex_colour
 
 
 def normalize_email(email: str) -> str:
@@ -48,6 +49,19 @@ class UserManager(BaseUserManager["User"]):
         return self.create_user(email, password, **fields)
 
 
+def validate_timezone(value: str) -> None:
+    """An IANA time zone name such as Europe/Paris."""
+    if not value:
+        return
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(
+            f"{value!r} is not a time zone; use a name such as Europe/Paris.",
+            code="invalid_timezone",
+        ) from exc
+
+
 class User(AbstractBaseUser):
     """A member, identified by a unique, case-insensitive e-mail address.
 
@@ -71,6 +85,16 @@ class User(AbstractBaseUser):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="invitees"
     )
     date_joined = models.DateTimeField(default=timezone.now)
+    # The builder profile, which the AI tools of the member's workspaces receive
+    # (RDE_USER_PROFILE) so they answer at the member's level, in their language.
+    experience_level = models.CharField(
+        max_length=20, choices=ExperienceLevel.choices, default=ExperienceLevel.FAMILIAR
+    )
+    preferred_language = models.CharField(
+        max_length=40, blank=True, help_text="The language the AI answers in, e.g. English."
+    )
+    role_title = models.CharField(max_length=80, blank=True, help_text="e.g. Finance analyst.")
+    timezone = models.CharField(max_length=64, blank=True, validators=[validate_timezone])
 
     objects = UserManager()
 
@@ -118,6 +142,16 @@ class User(AbstractBaseUser):
 
     def has_module_perms(self, app_label: str) -> bool:
         return self.is_admin
+
+    @property
+    def profile(self) -> dict[str, str]:
+        """The builder profile as the AI tools receive it (RDE_USER_PROFILE)."""
+        return {
+            "experience_level": self.experience_level,
+            "preferred_language": self.preferred_language,
+            "role_title": self.role_title,
+            "timezone": self.timezone,
+        }
 
     def get_full_name(self) -> str:
         return self.full_name or self.email
@@ -197,3 +231,36 @@ class ApiToken(models.Model):
         super().clean()
         if self.expires_at and self._state.adding and self.expires_at <= timezone.now():
             raise ValidationError({"expires_at": "The expiry must be in the future."})
+
+
+MAX_BUILDER_SECRETS = 50
+MAX_SECRET_VALUE = 16 * 1024
+
+
+def validate_secret_name(value: str) -> None:
+    problem = env_name_problem(value)
+    if problem:
+        raise ValidationError(problem, code="invalid_name")
+
+
+class BuilderSecret(models.Model):
+    """A member's personal secret (e.g. GIT_TOKEN), injected into their workspaces only.
+
+    The value is encrypted at rest (AES-256-GCM, like every other secret) and is
+    write-only: no page, API response or audit entry ever shows it.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="secrets")
+    name = models.CharField(max_length=100, validators=[validate_secret_name])
+    value = EncryptedTextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["user", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "name"], name="buildersecret_unique_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} of {self.user_id}"

@@ -9,7 +9,7 @@ from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.db.models import Q, QuerySet
 from django.utils.crypto import constant_time_compare
 
-from accounts.models import ApiToken, User, UserTag
+from accounts.models import ApiToken, BuilderSecret, User, UserTag
 
 
 def user_tags_for(user: User) -> QuerySet[UserTag]:
@@ -55,3 +55,8 @@ def session_member(session_key: str | None) -> User | None:
     if user is None or not constant_time_compare(session_hash, user.get_session_auth_hash()):
         return None
     return user
+
+
+def builder_secrets_for(user: User) -> QuerySet[BuilderSecret]:
+    """The member's personal secrets (callers show names and dates only)."""
+    return BuilderSecret.objects.filter(user=user).order_by("name")

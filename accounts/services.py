@@ -6,12 +6,22 @@ import hashlib
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.access import member_access_end
 from accounts.choices import MemberStatus, Role
-from accounts.models import ApiToken, User, UserTag, normalize_email
+from accounts.models import (
+    MAX_BUILDER_SECRETS,
+    MAX_SECRET_VALUE,
+    ApiToken,
+    BuilderSecret,
+    User,
+    UserTag,
+    normalize_email,
+    validate_secret_name,
+)
 from audit.choices import AuditOutcome
 from audit.services import audit_record
 from core import ratelimit
@@ -298,3 +308,102 @@ def user_tag_delete(*, tag: UserTag) -> None:
     Callers pass a tag already scoped to its owner (`accounts.selectors.user_tags_for`).
     """
     tag.delete()
+
+
+PROFILE_FIELDS = ("experience_level", "preferred_language", "role_title", "timezone")
+
+
+def profile_update(*, user: User, changes: dict[str, str], ip: str | None = None) -> User:
+    """Update the member's builder profile (validated; audited with the changed fields).
+
+    It reaches the AI tools of their workspaces (RDE_USER_PROFILE) at each one's next
+    restart.
+    """
+    unknown = set(changes) - set(PROFILE_FIELDS)
+    if unknown:
+        raise ValueError(f"not profile fields: {sorted(unknown)}")
+    changed = [name for name, value in changes.items() if getattr(user, name) != value]
+    if not changed:
+        return user
+    for name in changed:
+        setattr(user, name, changes[name])
+    user.full_clean(exclude=["password"], validate_unique=False)
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(**{name: changes[name] for name in changed})
+        audit_record(
+            action="member.profile",
+            actor=user,
+            target_type="user",
+            target_id=user.pk,
+            ip=ip,
+            details={"changed": sorted(changed)},
+        )
+    return user
+
+
+def builder_secret_set(
+    *, user: User, name: str, value: str, ip: str | None = None
+) -> BuilderSecret:
+    """Store (or replace) one of the member's personal secrets, encrypted at rest.
+
+    Audited as "set" with the name only. Refuses (400 `invalid`) a name that is not an
+    environment variable name or is reserved, an empty or oversized value, and past
+    `MAX_BUILDER_SECRETS` secrets (409 `secret_limit_reached`).
+    """
+    name = (name or "").strip()
+    if not isinstance(value, str) or not value or len(value) > MAX_SECRET_VALUE:
+        raise ApplicationError(
+            "Invalid input.",
+            code="invalid",
+            extra={"errors": {"value": [f"Give a value of 1 to {MAX_SECRET_VALUE} characters."]}},
+        )
+    if "\x00" in value:
+        raise ApplicationError(
+            "Invalid input.",
+            code="invalid",
+            extra={"errors": {"value": ["A value cannot contain a NUL character."]}},
+        )
+    try:
+        validate_secret_name(name)
+    except ValidationError as exc:
+        raise ApplicationError(
+            "Invalid input.", code="invalid", extra={"errors": {"name": exc.messages}}
+        ) from exc
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).first()  # serialise the count
+        secret = BuilderSecret.objects.filter(user=user, name=name).first()
+        if secret is None:
+            if BuilderSecret.objects.filter(user=user).count() >= MAX_BUILDER_SECRETS:
+                raise ApplicationError(
+                    f"You already have {MAX_BUILDER_SECRETS} secrets; delete one first.",
+                    code="secret_limit_reached",
+                    status=409,
+                )
+            secret = BuilderSecret(user=user, name=name)
+        secret.value = value
+        secret.save()
+        audit_record(
+            action="member.secret_set",
+            actor=user,
+            target_type="user",
+            target_id=user.pk,
+            ip=ip,
+            details={"name": name},
+        )
+    return secret
+
+
+def builder_secret_clear(*, user: User, name: str, ip: str | None = None) -> bool:
+    """Delete one of the member's secrets; False when they had none of that name."""
+    with transaction.atomic():
+        deleted, _ = BuilderSecret.objects.filter(user=user, name=name).delete()
+        if deleted:
+            audit_record(
+                action="member.secret_cleared",
+                actor=user,
+                target_type="user",
+                target_id=user.pk,
+                ip=ip,
+                details={"name": name},
+            )
+    return bool(deleted)

@@ -1,13 +1,22 @@
-"""Sign-in pages for every member, and the console's (admins only) sign-in view."""
+"""Sign-in pages for every member, the console's (admins only) sign-in view, and the
+member's account page (builder profile, personal secrets)."""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import NON_FIELD_ERRORS
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
 
-from accounts.forms import ConsoleLoginForm, LoginForm
+from accounts import selectors, services
+from accounts.forms import BuilderSecretForm, ConsoleLoginForm, LoginForm, ProfileForm
+from accounts.models import User
 from accounts.services import login_failure_record, login_refusal_record, login_success_record
 from core.client_ip import request_client_ip
+from core.errors import ApplicationError
 
 
 class _ProtectedLoginView(auth_views.LoginView):
@@ -59,3 +68,67 @@ class LogoutView(auth_views.LogoutView):
     """POST-only sign-out, back to the sign-in page."""
 
     next_page = "login"
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account(request: HttpRequest) -> HttpResponse:
+    """The member's own page: builder profile and personal secrets (names only shown).
+
+    One POST action per form (`action=profile|secret_set|secret_clear`), each through the
+    audited service, then a redirect (so a reload never repeats it).
+    """
+    user = request.user
+    ip = request_client_ip(request)
+    profile_form = ProfileForm(instance=user)
+    secret_form = BuilderSecretForm()
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "profile":
+            profile_form = ProfileForm(request.POST, instance=User.objects.get(pk=user.pk))
+            if profile_form.is_valid():
+                changes = {f: profile_form.cleaned_data[f] for f in ProfileForm.Meta.fields}
+                services.profile_update(user=user, changes=changes, ip=ip)
+                messages.success(
+                    request, "Profile saved. It reaches your workspaces at their next restart."
+                )
+                return redirect("account")
+        elif action == "secret_set":
+            secret_form = BuilderSecretForm(request.POST)
+            if secret_form.is_valid():
+                try:
+                    secret = services.builder_secret_set(
+                        user=user,
+                        name=secret_form.cleaned_data["name"],
+                        value=secret_form.cleaned_data["value"],
+                        ip=ip,
+                    )
+                except ApplicationError as exc:
+                    for field, errors in (exc.extra or {}).get("errors", {}).items():
+                        for error in errors:
+                            secret_form.add_error(
+                                field if field in ("name", "value") else None, error
+                            )
+                    if not exc.extra:
+                        secret_form.add_error(None, exc.detail)
+                else:
+                    messages.success(
+                        request,
+                        f"{secret.name} saved. It reaches your workspaces at their next restart.",
+                    )
+                    return redirect("account")
+        elif action == "secret_clear":
+            name = request.POST.get("name", "")
+            if services.builder_secret_clear(user=user, name=name, ip=ip):
+                messages.success(request, f"{name} deleted. Restart your workspaces to drop it.")
+            else:
+                messages.error(request, "You have no secret of that name.")
+            return redirect("account")
+        else:
+            return HttpResponse("Unknown action.", status=400)
+    context = {
+        "profile_form": profile_form,
+        "secret_form": secret_form,
+        "secrets": selectors.builder_secrets_for(user),
+    }
+    return render(request, "account.html", context, status=400 if request.method == "POST" else 200)

@@ -42,7 +42,6 @@ class AIProviderInline(admin.StackedInline):
         "auth_mode",
         "model",
         "endpoint_url",
-        "order",
         "api_key_status",
         "api_key",
     ]
@@ -100,8 +99,17 @@ class BlueprintAdmin(ServiceAdmin):
                     "layout_locked",
                     "preview_enabled",
                     "path_bar_enabled",
-                    "ai_tool_command",
                 ]
+            },
+        ),
+        (
+            "AI & data",
+            {
+                "description": "The AI tools of the workspace (Chat and Claude Code tabs) use "
+                "the AI providers below: enable at least one and give its key (or, for "
+                "Anthropic, let each builder sign in). Changes reach running workspaces at "
+                "their next restart.",
+                "fields": ["chat_system_prompt", "data_sources", "opencode_default_model"],
             },
         ),
         ("Record", {"fields": ["created_at", "updated_at"]}),

@@ -25,7 +25,8 @@ class AnthropicAuthMode(models.TextChoices):
 
 class TabKind(models.TextChoices):
     TERMINAL = "terminal", "Terminal"
-    AI = "ai", "AI tool"
+    CHAT = "chat", "AI chat (OpenCode)"
+    CLAUDE = "claude", "Claude Code"
     COMMAND = "command", "Custom command"
     FILES = "files", "Files"
 
@@ -33,3 +34,15 @@ class TabKind(models.TextChoices):
 class Network(models.TextChoices):
     OUTBOUND = "outbound", "Internet (not the host, the portal or other workspaces)"
     NONE = "none", "None (loopback only)"
+
+
+class DataSourceKind(models.TextChoices):
+    POSTGRESQL = "postgresql", "PostgreSQL"
+    MYSQL = "mysql", "MySQL"
+    SNOWFLAKE = "snowflake", "Snowflake"
+    BIGQUERY = "bigquery", "BigQuery"
+    REDSHIFT = "redshift", "Redshift"
+    DATABRICKS = "databricks", "Databricks"
+    MONGODB = "mongodb", "MongoDB"
+    REST_API = "rest_api", "REST API"
+    OTHER = "other", "Other"

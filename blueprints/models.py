@@ -14,15 +14,13 @@ from blueprints.choices import (
     AIProviderKind,
     AnthropicAuthMode,
     BlueprintState,
+    DataSourceKind,
     Network,
     TabKind,
 )
 from core.crypto import EncryptedTextField
-from core.validators import DNS_LABEL
+from core.validators import DNS_LABEL, env_name_problem
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Set by the runtime for every workspace; a blueprint cannot override them.
-RESERVED_ENV = {"PORT", "DEV_PORT", "HOME", "PATH"}
 CPU_QUANTITY = RegexValidator(
     r"^(?:\d+(?:\.\d+)?|\d+m)$", "Use cores (e.g. 2, 0.5) or millicores (e.g. 500m).", "invalid_cpu"
 )
@@ -33,6 +31,12 @@ NAMING_PLACEHOLDERS = {"user", "blueprint", "random", "name"}
 GIT_URL = re.compile(r"^(?:https://|http://|ssh://|git@[\w.-]+:)[\w./~:@%+-]+$")
 MAX_PORTS = 10
 MAX_TABS = 12
+ASSISTANT_PORT = 4096
+"""Where the chat tab's assistant (OpenCode) listens inside a workspace: an internal port
+the portal adds to the spec (named `assistant`), never one a blueprint may declare."""
+ASSISTANT_PORT_NAME = "assistant"
+MAX_DATA_SOURCES = 20
+OPENCODE_MODEL = re.compile(r"^(anthropic|openai|custom-llm)/[\w.:@-]{1,100}$")
 
 
 def validate_env(value: object) -> None:
@@ -40,10 +44,9 @@ def validate_env(value: object) -> None:
     if not isinstance(value, dict):
         raise ValidationError("Environment variables must be an object of NAME: value.")
     for name, val in value.items():
-        if not isinstance(name, str) or not ENV_NAME.match(name):
-            raise ValidationError(f"{name!r} is not a valid environment variable name.")
-        if name.upper() in RESERVED_ENV or name.upper().startswith("PORT_"):
-            raise ValidationError(f"{name} is set by the runtime and cannot be overridden.")
+        problem = env_name_problem(name)
+        if problem:
+            raise ValidationError(problem)
         if not isinstance(val, str):
             raise ValidationError(f"The value of {name} must be a string.")
 
@@ -63,6 +66,11 @@ def validate_ports(value: object) -> None:
             raise ValidationError(f"{port!r} is not a port number (1-65535).")
         if port in seen:
             raise ValidationError(f"Port {port} is declared twice.")
+        if port == ASSISTANT_PORT or name == ASSISTANT_PORT_NAME:
+            raise ValidationError(
+                f"Port {ASSISTANT_PORT} and the name '{ASSISTANT_PORT_NAME}' are the chat "
+                "tab's assistant; choose another."
+            )
         if not isinstance(name, str) or not DNS_LABEL.match(name):
             raise ValidationError(f"Port name {name!r} must be a lowercase DNS label.")
         seen.add(port)
@@ -86,6 +94,35 @@ def validate_tabs(value: object) -> None:
             raise ValidationError("A custom command tab needs its command.")
         if not isinstance(command, str):
             raise ValidationError("A tab command is text.")
+        if command and tab["kind"] != TabKind.COMMAND:
+            raise ValidationError("Only a custom command tab has a command.")
+    if sum(1 for tab in value if tab["kind"] == TabKind.CHAT) > 1:
+        raise ValidationError("A layout has at most one chat tab.")
+
+
+def validate_data_sources(value: object) -> None:
+    """Data sources the AI is told about: `{kind, name, setup}`; credentials stay in env."""
+    if not isinstance(value, list):
+        raise ValidationError("Data sources must be a list of {kind, name, setup}.")
+    if len(value) > MAX_DATA_SOURCES:
+        raise ValidationError(f"At most {MAX_DATA_SOURCES} data sources.")
+    names: set[str] = set()
+    for item in value:
+        if not isinstance(item, dict) or set(item) - {"kind", "name", "setup"}:
+            raise ValidationError("Each data source has only 'kind', 'name' and 'setup'.")
+        if item.get("kind") not in DataSourceKind.values:
+            raise ValidationError(
+                f"A data source kind is one of {', '.join(DataSourceKind.values)}."
+            )
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 60:
+            raise ValidationError("A data source needs a name of at most 60 characters.")
+        if name.strip().lower() in names:
+            raise ValidationError(f"The data source {name!r} is listed twice.")
+        names.add(name.strip().lower())
+        setup = item.get("setup", "")
+        if not isinstance(setup, str) or len(setup) > 4000:
+            raise ValidationError("A data source's setup text has at most 4000 characters.")
 
 
 def validate_naming_template(value: str) -> None:
@@ -154,8 +191,25 @@ class Blueprint(models.Model):
     naming_template = models.CharField(
         max_length=100, default="{user}-{blueprint}-{random}", validators=[validate_naming_template]
     )
-    ai_tool_command = models.CharField(
-        max_length=200, blank=True, help_text="What the AI tab runs, e.g. 'claude'."
+    chat_system_prompt = models.TextField(
+        blank=True,
+        max_length=8000,
+        help_text="Instructions the AI tools follow in every workspace of this blueprint "
+        "(BLUEPRINT_CHAT_SYSTEM_PROMPT, and AGENTS.md / CLAUDE.md in the workspace).",
+    )
+    data_sources = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_data_sources],
+        help_text="Databases and warehouses the AI may use, with how to reach them; put "
+        "their credentials in the environment variables above.",
+    )
+    opencode_default_model = models.CharField(
+        "chat model",
+        max_length=120,
+        blank=True,
+        help_text="The chat's model as provider/model (e.g. anthropic/claude-sonnet-4-5, "
+        "custom-llm/llama-3.1-70b); empty: the first enabled provider's.",
     )
     layout_tabs = models.JSONField(default=default_tabs, blank=True, validators=[validate_tabs])
     layout_locked = models.BooleanField(default=False, help_text="Builders cannot rearrange tabs.")
@@ -187,10 +241,19 @@ class Blueprint(models.Model):
                 raise ValidationError(
                     {"key": "The key of an existing blueprint cannot change."}, code="key_fixed"
                 )
+        if self.opencode_default_model and not OPENCODE_MODEL.match(self.opencode_default_model):
+            raise ValidationError(
+                {
+                    "opencode_default_model": "Use provider/model with provider anthropic, "
+                    "openai or custom-llm, e.g. anthropic/claude-sonnet-4-5."
+                },
+                code="invalid_model",
+            )
+
+    @property
+    def has_chat_tab(self) -> bool:
         tabs = self.layout_tabs if isinstance(self.layout_tabs, list) else []
-        has_ai_tab = any(t.get("kind") == TabKind.AI for t in tabs if isinstance(t, dict))
-        if has_ai_tab and not self.ai_tool_command.strip():
-            raise ValidationError({"ai_tool_command": "An AI tab needs the AI tool command."})
+        return any(isinstance(t, dict) and t.get("kind") == TabKind.CHAT for t in tabs)
 
     @property
     def layout(self) -> dict:
@@ -263,12 +326,16 @@ class AIProvider(models.Model):
         help_text="Anthropic only.",
     )
     model = models.CharField(max_length=100, blank=True)
-    endpoint_url = models.URLField(blank=True, help_text="Required for a custom provider.")
+    endpoint_url = models.URLField(
+        blank=True,
+        help_text="Custom: the OpenAI-compatible endpoint (required), e.g. "
+        "https://llm-gateway.internal/v1. Anthropic: an optional gateway "
+        "(ANTHROPIC_BASE_URL). OpenAI: not used.",
+    )
     api_key = EncryptedTextField(blank=True)
-    order = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
-        ordering = ["blueprint", "order", "provider"]
+        ordering = ["blueprint", "provider"]
         constraints = [
             models.UniqueConstraint(
                 fields=["blueprint", "provider"], name="aiprovider_unique_per_blueprint"
@@ -287,7 +354,17 @@ class AIProvider(models.Model):
         if self.provider == AIProviderKind.CUSTOM:
             if not self.endpoint_url:
                 raise ValidationError({"endpoint_url": "A custom provider needs its endpoint URL."})
-            URLValidator(schemes=["http", "https"])(self.endpoint_url)
+            if not self.model:
+                raise ValidationError({"model": "A custom provider needs the model to ask for."})
+        if self.provider == AIProviderKind.OPENAI and self.endpoint_url:
+            raise ValidationError(
+                {"endpoint_url": "OpenAI takes no endpoint; add a Custom provider for a gateway."}
+            )
+        if self.endpoint_url:
+            try:
+                URLValidator(schemes=["http", "https"])(self.endpoint_url)
+            except ValidationError as exc:
+                raise ValidationError({"endpoint_url": "Enter an http(s) URL."}) from exc
         if (
             self.provider != AIProviderKind.ANTHROPIC
             and self.auth_mode != AnthropicAuthMode.API_KEY

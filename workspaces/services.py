@@ -6,11 +6,10 @@ agent's. Every operation — allowed or refused for a rule — writes an `AuditE
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -24,13 +23,14 @@ from agent.protocol import (
     ACTIVE_STATUSES,
     BLUEPRINT_ID_TAG,
     BLUEPRINT_TAG,
+    ENV_DIGEST_TAG,
     NAME_TAG,
     OWNER_TAG,
     RUNNING,
 )
 from audit.choices import AuditOutcome
 from audit.services import audit_record
-from blueprints.choices import AIProviderKind, TabKind
+from blueprints.choices import TabKind
 from blueprints.models import Blueprint
 from blueprints.selectors import blueprint_for_launch
 from clusters.models import Cluster
@@ -38,8 +38,14 @@ from core import ratelimit
 from core.crypto import hash_secret
 from core.errors import ApplicationError, RateLimited
 from core.models import OrganizationSettings
+from workspaces import injection
 from workspaces.choices import TicketKind
-from workspaces.controlplane import ClusterUnavailable, EnvironmentNotFound, get_control_plane
+from workspaces.controlplane import (
+    ClusterUnavailable,
+    Environment,
+    EnvironmentNotFound,
+    get_control_plane,
+)
 from workspaces.events import workspace_event_deleted, workspace_event_publish
 from workspaces.models import Ticket, WorkspaceTagAssignment
 from workspaces.selectors import Workspace, discovery_invalidate, running_workspace_count
@@ -106,52 +112,22 @@ def display_name(blueprint: Blueprint, *, user, name: str) -> str:
     return render_name(blueprint.naming_template, user=user, blueprint=blueprint, name=name)
 
 
-def ai_environment(blueprint: Blueprint) -> tuple[dict[str, str], dict[str, str]]:
-    """The AI variables of a blueprint: (plain env, secret env).
-
-    Keys go only into the secret env, which the agent keeps in memory and never writes
-    down; the plain part says which providers and models exist (never a key).
-    """
-    plain: dict[str, str] = {}
-    secret: dict[str, str] = {}
-    summary = []
-    for provider in blueprint.ai_providers.filter(enabled=True).order_by("order", "provider"):
-        summary.append({"provider": provider.provider, "enabled": True, "model": provider.model})
-        if provider.provider == AIProviderKind.ANTHROPIC:
-            if provider.api_key:
-                secret["ANTHROPIC_API_KEY"] = provider.api_key
-            if provider.model:
-                plain["ANTHROPIC_MODEL"] = provider.model
-        elif provider.provider == AIProviderKind.OPENAI:
-            if provider.api_key:
-                secret["OPENAI_API_KEY"] = provider.api_key
-            if provider.model:
-                plain["OPENAI_MODEL"] = provider.model
-        else:
-            if provider.api_key:
-                secret["CUSTOM_LLM_API_KEY"] = provider.api_key
-            plain["CUSTOM_LLM_BASE_URL"] = provider.endpoint_url
-            if provider.model:
-                plain["CUSTOM_LLM_MODEL"] = provider.model
-    if summary:
-        plain["BLUEPRINT_AI_PROVIDERS"] = json.dumps(summary, separators=(",", ":"))
-    return plain, secret
+def _injection(blueprint: Blueprint | None, owner_email: str) -> tuple[dict[str, str], str]:
+    """The injected variables of `owner_email`'s workspace of `blueprint`, and their digest."""
+    env = injection.injected_env(blueprint, injection.owner_of(owner_email))
+    return env, injection.injection_digest(env)
 
 
-def blueprint_spec(blueprint: Blueprint) -> tuple[dict, dict[str, str]]:
-    """The environment spec of a blueprint, and the secret env to pass beside it."""
-    ai_plain, ai_secret = ai_environment(blueprint)
-    spec = {
-        "image": blueprint.image,
-        "start_command": blueprint.start_command,
-        "setup_script": blueprint.setup_script,
-        "git_repository": blueprint.git_repository,
-        "env": {**blueprint.env, **ai_plain},
-        "ports": blueprint.ports,
-        "resources": blueprint.resources,
-        "network": blueprint.network,
-    }
-    return spec, ai_secret
+def _with_injection(
+    cluster: Cluster, workspace: Workspace, call: Callable[[dict[str, str]], Environment]
+) -> Environment:
+    """Run a (re)start `call` with today's injected variables, tagging their digest first
+    (a start that then fails leaves a workspace that is not running: no stale claim)."""
+    blueprint = injection.blueprint_with_providers(workspace.blueprint)
+    env, digest = _injection(blueprint, workspace.owner_email)
+    if workspace.environment.metadata.get(ENV_DIGEST_TAG) != digest:
+        get_control_plane().set_metadata(cluster, workspace.id, {ENV_DIGEST_TAG: digest})
+    return call(env)
 
 
 def _clean_name(name: str | None) -> str:
@@ -227,8 +203,10 @@ def workspace_launch(
                 status=409,
                 extra={"limit": org.max_running_workspaces_per_user, "running": running},
             )
-        spec, secret_env = blueprint_spec(blueprint)
+        spec = injection.spec_of(blueprint)
+        secret_env, digest = _injection(blueprint, actor.email)
         metadata = {
+            ENV_DIGEST_TAG: digest,
             BLUEPRINT_ID_TAG: str(blueprint.pk),
             BLUEPRINT_TAG: blueprint.key,
             OWNER_TAG: actor.email,
@@ -288,9 +266,11 @@ def workspace_start(
                     code="workspace_limit_reached",
                     status=409,
                 )
-            blueprint = _blueprint_of(workspace)
-            secret_env = blueprint_spec(blueprint)[1] if blueprint else {}
-            environment = get_control_plane().start(cluster, workspace.id, secret_env=secret_env)
+            environment = _with_injection(
+                cluster,
+                workspace,
+                lambda env: get_control_plane().start(cluster, workspace.id, secret_env=env),
+            )
     else:
         environment = workspace.environment
     discovery_invalidate(cluster.pk)
@@ -312,9 +292,11 @@ def workspace_restart(
     *, actor: User, workspace: Workspace, cluster: Cluster, ip: str | None = None
 ) -> Workspace:
     """Restart a workspace's service."""
-    blueprint = _blueprint_of(workspace)
-    secret_env = blueprint_spec(blueprint)[1] if blueprint else {}
-    environment = get_control_plane().restart(cluster, workspace.id, secret_env=secret_env)
+    environment = _with_injection(
+        cluster,
+        workspace,
+        lambda env: get_control_plane().restart(cluster, workspace.id, secret_env=env),
+    )
     discovery_invalidate(cluster.pk)
     _audit("workspace.restart", actor=actor, workspace_id=workspace.id, ip=ip)
     return _published(Workspace(environment, workspace.tags))
@@ -391,9 +373,11 @@ def workspace_upgrade(
         raise ApplicationError(
             "The workspace's blueprint no longer exists.", code="blueprint_missing", status=409
         )
-    spec, secret_env = blueprint_spec(blueprint)
-    environment = get_control_plane().upgrade(
-        cluster, workspace.id, spec=spec, secret_env=secret_env
+    spec = injection.spec_of(blueprint)
+    environment = _with_injection(
+        cluster,
+        workspace,
+        lambda env: get_control_plane().upgrade(cluster, workspace.id, spec=spec, secret_env=env),
     )
     discovery_invalidate(cluster.pk)
     _audit(
@@ -555,8 +539,10 @@ def workspace_tab_command(
     if not 0 <= tab < len(tabs):
         raise ApplicationError("This workspace has no such tab.", code="tab_invalid")
     kind = tabs[tab].get("kind")
+    if kind in (TabKind.CHAT, TabKind.FILES):
+        raise ApplicationError("This tab is not a terminal.", code="tab_invalid")
     if kind == TabKind.COMMAND:
         return tabs[tab]["command"]
-    if kind == TabKind.AI:
-        return blueprint.ai_tool_command or None
+    if kind == TabKind.CLAUDE:
+        return "claude"
     return None

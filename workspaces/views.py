@@ -15,13 +15,13 @@ from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
-from blueprints.models import Blueprint
+from blueprints.models import ASSISTANT_PORT, Blueprint
 from clusters.models import Cluster
 from core.client_ip import request_client_ip
 from core.errors import ApplicationError
 from core.storage import monaco_url
 from security_center.services import firewall_evaluate
-from workspaces import links
+from workspaces import injection, links
 from workspaces.api.serializers import WorkspaceSerializer
 from workspaces.selectors import (
     Workspace,
@@ -71,7 +71,11 @@ def editor(request: HttpRequest, workspace_id: str) -> HttpResponse:
             "there. Try again in a moment."
         )
         return render(request, "editor.html", {"error": detail}, status=503)
-    blueprint = Blueprint.objects.filter(key=workspace.blueprint).first()
+    blueprint = (
+        Blueprint.objects.prefetch_related("ai_providers").filter(key=workspace.blueprint).first()
+    )
+    owner = request.user if workspace.owner_email == request.user.email else None
+    injected = injection.injected_env(blueprint, owner or injection.owner_of(workspace.owner_email))
     data = {
         "workspace": WorkspaceSerializer(workspace).data,
         "me": {"email": request.user.email, "is_admin": request.user.is_admin},
@@ -83,6 +87,11 @@ def editor(request: HttpRequest, workspace_id: str) -> HttpResponse:
             "path_bar": blueprint.path_bar_enabled if blueprint else True,
         },
         "not_isolated": cluster.not_isolated,
+        "chat": {
+            "available": blueprint is not None and injection.chat_available(blueprint),
+            "port": ASSISTANT_PORT,
+        },
+        "env_digest": injection.injection_digest(injected),
         "urls": {
             "api": f"/api/v1/workspaces/{workspace.id}",
             "dashboard": reverse("home"),

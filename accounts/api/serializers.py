@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts.choices import Role
-from accounts.models import ApiToken, User, UserTag
+from accounts.choices import ExperienceLevel, Role
+from accounts.models import MAX_SECRET_VALUE, ApiToken, BuilderSecret, User, UserTag
 from core.validators import hex_colour
 
 
@@ -78,3 +78,34 @@ class AdminTagSerializer(serializers.ModelSerializer):
         model = UserTag
         fields = ["id", "name", "color", "user", "created_at"]
         read_only_fields = fields
+
+
+class ProfileSerializer(serializers.ModelSerializer):
+    """The builder profile the AI tools of the member's workspaces receive."""
+
+    experience_level = serializers.ChoiceField(choices=ExperienceLevel.choices, required=False)
+    preferred_language = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    role_title = serializers.CharField(max_length=80, required=False, allow_blank=True)
+    timezone = serializers.CharField(max_length=64, required=False, allow_blank=True)
+
+    class Meta:
+        model = User
+        fields = ["experience_level", "preferred_language", "role_title", "timezone"]
+
+
+class BuilderSecretSerializer(serializers.ModelSerializer):
+    """A personal secret as it is ever shown: its name and dates, never its value."""
+
+    class Meta:
+        model = BuilderSecret
+        fields = ["name", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class BuilderSecretWriteSerializer(serializers.Serializer):
+    value = serializers.CharField(
+        write_only=True,
+        trim_whitespace=False,
+        max_length=MAX_SECRET_VALUE,
+        help_text="Write-only: never returned.",
+    )

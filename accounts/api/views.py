@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts import selectors, services
 from accounts.api.serializers import (
@@ -12,13 +14,18 @@ from accounts.api.serializers import (
     ApiTokenIssuedSerializer,
     ApiTokenIssueSerializer,
     ApiTokenSerializer,
+    BuilderSecretSerializer,
+    BuilderSecretWriteSerializer,
     MemberInviteSerializer,
     MemberSerializer,
     MemberUpdateSerializer,
+    ProfileSerializer,
     UserTagSerializer,
 )
 from accounts.models import ApiToken, UserTag
 from core.api.permissions import IsAdmin
+from core.client_ip import request_client_ip
+from core.errors import ApplicationError
 
 
 class MyTagViewSet(
@@ -129,3 +136,67 @@ class AdminTagViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return selectors.user_tag_search(owner_email=self.request.query_params.get("user"))
+
+
+class MyProfileView(APIView):
+    """The member's builder profile (experience, language, role, time zone)."""
+
+    @extend_schema(responses=ProfileSerializer)
+    def get(self, request):
+        return Response(ProfileSerializer(request.user).data)
+
+    @extend_schema(request=ProfileSerializer, responses=ProfileSerializer)
+    def patch(self, request):
+        params = ProfileSerializer(data=request.data, partial=True)
+        params.is_valid(raise_exception=True)
+        try:
+            user = services.profile_update(
+                user=request.user,
+                changes=dict(params.validated_data),
+                ip=request_client_ip(request),
+            )
+        except DjangoValidationError as exc:
+            raise ApplicationError(
+                "Invalid input.", code="invalid", extra={"errors": exc.message_dict}
+            ) from exc
+        return Response(ProfileSerializer(user).data)
+
+
+SECRET_NAME = OpenApiParameter("name", str, OpenApiParameter.PATH, description="e.g. GIT_TOKEN")
+
+
+class MySecretListView(APIView):
+    """The member's personal secrets: names and dates only (values are write-only)."""
+
+    @extend_schema(responses=BuilderSecretSerializer(many=True))
+    def get(self, request):
+        secrets = selectors.builder_secrets_for(request.user)
+        return Response(BuilderSecretSerializer(secrets, many=True).data)
+
+
+class MySecretView(APIView):
+    """Set (PUT, create or replace) or clear (DELETE) one personal secret."""
+
+    @extend_schema(
+        parameters=[SECRET_NAME],
+        request=BuilderSecretWriteSerializer,
+        responses=BuilderSecretSerializer,
+    )
+    def put(self, request, name: str):
+        params = BuilderSecretWriteSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        secret = services.builder_secret_set(
+            user=request.user,
+            name=name,
+            value=params.validated_data["value"],
+            ip=request_client_ip(request),
+        )
+        return Response(BuilderSecretSerializer(secret).data)
+
+    @extend_schema(parameters=[SECRET_NAME], responses={204: None})
+    def delete(self, request, name: str):
+        if not services.builder_secret_clear(
+            user=request.user, name=name, ip=request_client_ip(request)
+        ):
+            raise ApplicationError("You have no secret of that name.", code="not_found", status=404)
+        return Response(status=status.HTTP_204_NO_CONTENT)

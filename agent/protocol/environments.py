@@ -22,6 +22,9 @@ OWNER_TAG: Final = "RDE_OWNER_EMAIL"
 """E-mail of the owning member; matched case-insensitively."""
 NAME_TAG: Final = "RDE_DISPLAY_NAME"
 """The name the builder sees."""
+ENV_DIGEST_TAG: Final = "RDE_ENV_DIGEST"
+"""A keyed digest of the variables the portal injected at the last (re)start (never the
+variables): the portal compares it with today's to say "restart to apply"."""
 PUBLISHED_SUBDOMAIN_TAG: Final = "RDE_PUBLISHED_SUBDOMAIN"
 """On a published app: its subdomain under the apps domain."""
 PUBLISHED_FROM_TAG: Final = "RDE_PUBLISHED_FROM"
@@ -76,6 +79,7 @@ __all__ = [
     "ACTIVE_STATUSES",
     "BLUEPRINT_ID_TAG",
     "BLUEPRINT_TAG",
+    "ENV_DIGEST_TAG",
     "DELETING",
     "DEPLOYING",
     "ERROR",

@@ -99,7 +99,6 @@ class AIProviderSerializer(serializers.ModelSerializer):
             "auth_mode",
             "model",
             "endpoint_url",
-            "order",
             "api_key",
             "has_api_key",
         ]
@@ -148,7 +147,9 @@ class AdminBlueprintSerializer(serializers.ModelSerializer):
             "network",
             "naming_template",
             "layout",
-            "ai_tool_command",
+            "chat_system_prompt",
+            "data_sources",
+            "opencode_default_model",
             "access_rules",
             "ai_providers",
             "created_at",

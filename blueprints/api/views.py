@@ -23,7 +23,7 @@ class CatalogViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return selectors.catalog_for(self.request.user).prefetch_related(
-            Prefetch("ai_providers", queryset=AIProvider.objects.order_by("order", "provider"))
+            Prefetch("ai_providers", queryset=AIProvider.objects.order_by("provider"))
         )
 
 

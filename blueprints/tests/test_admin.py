@@ -100,7 +100,6 @@ def test_adding_a_blueprint_with_rules_and_provider(console):
             "ai_providers-0-provider": "anthropic",
             "ai_providers-0-enabled": "on",
             "ai_providers-0-auth_mode": "api_key",
-            "ai_providers-0-order": "0",
             "ai_providers-0-api_key": "sk-fresh-key-000",
         }
     )
@@ -154,7 +153,6 @@ def test_provider_without_a_key_is_a_form_error_and_saves_nothing(console):
             "ai_providers-0-provider": "openai",
             "ai_providers-0-enabled": "on",
             "ai_providers-0-auth_mode": "api_key",
-            "ai_providers-0-order": "0",
         }
     )
     response = console.post(change_url(blueprint), data)

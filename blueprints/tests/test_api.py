@@ -31,16 +31,20 @@ PAYLOAD = {
     "resources": {"cpu": "2", "memory": "4Gi", "storage": "20Gi"},
     "naming_template": "{user}-{blueprint}-{random}",
     "layout": {
-        "tabs": [{"kind": "terminal", "title": "Terminal"}, {"kind": "ai", "title": "Claude"}],
+        "tabs": [
+            {"kind": "terminal", "title": "Terminal"},
+            {"kind": "claude", "title": "Claude"},
+            {"kind": "chat", "title": "Chat"},
+        ],
         "locked": True,
         "preview": True,
         "path_bar": False,
     },
-    "ai_tool_command": "claude",
+    "chat_system_prompt": "Be brief.",
+    "data_sources": [{"kind": "postgresql", "name": "Orders", "setup": "Use $ORDERS_URL."}],
+    "opencode_default_model": "anthropic/claude-sonnet-4-6",
     "access_rules": [{"kind": "domain", "value": "example.com"}],
-    "ai_providers": [
-        {"provider": "anthropic", "model": "claude-sonnet-4-6", "api_key": SECRET, "order": 1}
-    ],
+    "ai_providers": [{"provider": "anthropic", "model": "claude-sonnet-4-6", "api_key": SECRET}],
 }
 
 
@@ -166,7 +170,6 @@ def test_admin_create_full_shape(api_client, admin_member, cluster):
             "auth_mode": "api_key",
             "model": "claude-sonnet-4-6",
             "endpoint_url": "",
-            "order": 1,
             "has_api_key": True,
         }
     ]
@@ -297,7 +300,10 @@ def test_admin_update_replaces_access_rules_and_fields(api_client, admin_member,
         ({"naming_template": "{owner}"}, "naming_template"),
         ({"state": "on"}, "state"),
         ({"git_repository": "ftp://x"}, "git_repository"),
-        ({"ai_tool_command": ""}, "ai_tool_command"),
+        ({"opencode_default_model": "gpt-4o"}, "opencode_default_model"),
+        ({"data_sources": [{"kind": "oracle", "name": "X"}]}, "data_sources"),
+        ({"env": {"ANTHROPIC_API_KEY": "sk-in-plain-env"}}, "env"),
+        ({"ports": [{"port": 4096, "name": "app"}]}, "ports"),
         ({"key": ""}, "key"),
         ({"network": "intranet"}, "network"),
     ],

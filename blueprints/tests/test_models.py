@@ -100,15 +100,33 @@ def test_valid_blueprint_fields_are_accepted(field, value):
     BlueprintFactory.build(cluster=BlueprintFactory().cluster, **{field: value}).full_clean()
 
 
-def test_an_ai_tab_needs_the_ai_tool_command():
-    blueprint = BlueprintFactory.build(
-        cluster=BlueprintFactory().cluster,
-        layout_tabs=[{"kind": "terminal"}, {"kind": "ai", "title": "Claude"}],
-        ai_tool_command="   ",
+def test_only_a_command_tab_has_a_command_and_one_chat_tab_at_most():
+    cluster = BlueprintFactory().cluster
+    with_command = BlueprintFactory.build(
+        cluster=cluster, layout_tabs=[{"kind": "claude", "command": "rm -rf ~"}]
     )
-    assert "ai_tool_command" in errors_of(blueprint)
-    blueprint.ai_tool_command = "claude"
-    blueprint.full_clean()
+    assert "layout_tabs" in errors_of(with_command)
+    two_chats = BlueprintFactory.build(
+        cluster=cluster, layout_tabs=[{"kind": "chat"}, {"kind": "chat", "title": "Again"}]
+    )
+    assert "layout_tabs" in errors_of(two_chats)
+    BlueprintFactory.build(
+        cluster=cluster, layout_tabs=[{"kind": "chat"}, {"kind": "claude"}, {"kind": "files"}]
+    ).full_clean()
+
+
+def test_a_custom_provider_needs_its_endpoint_and_model_and_openai_takes_no_endpoint():
+    blueprint = BlueprintFactory()
+    custom = AIProvider(blueprint=blueprint, provider="custom", endpoint_url="https://x.example/v1")
+    with pytest.raises(ValidationError) as raised:
+        custom.full_clean()
+    assert "model" in raised.value.message_dict
+    openai = AIProvider(
+        blueprint=blueprint, provider="openai", api_key="sk-1", endpoint_url="https://x.example"
+    )
+    with pytest.raises(ValidationError) as raised:
+        openai.full_clean()
+    assert "endpoint_url" in raised.value.message_dict
 
 
 def test_unknown_state_is_refused_by_the_database():

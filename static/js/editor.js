@@ -1,8 +1,9 @@
-// The builder's editor: top bar, resizable split, the layout's tabs (terminals, AI and
-// custom-command tabs, files), the preview panel and the logs — one page kept current
+// The builder's editor: top bar, resizable split, the layout's tabs (terminals, the AI
+// chat, Claude Code and custom-command tabs, files), the preview panel and the logs — one page kept current
 // over /ws/events/ (an admin's stop or a rename elsewhere shows up at once).
 
 import { api } from "./api.js";
+import { mountChat } from "./chat.js";
 import { connectEvents } from "./events.js";
 import { mountFiles } from "./files.js";
 import { LogsDrawer } from "./logs.js";
@@ -27,8 +28,12 @@ const buttons = {
   delete: document.getElementById("op-delete"),
 };
 
+const applyNotice = document.getElementById("restart-to-apply");
+
 function renderBar() {
   nameHeading.textContent = workspace.name;
+  // The workspace runs with other AI keys, prompts, profile or secrets than today's.
+  applyNotice.hidden = !(workspace.status === "running" && workspace.env_digest && workspace.env_digest !== data.env_digest);
   document.title = `${workspace.name} · ${document.title.split(" · ").pop()}`;
   setBadge(statusBadge, workspace);
   const s = workspace.status;
@@ -50,6 +55,7 @@ async function operate(operation) {
 buttons.start.addEventListener("click", () => operate("start"));
 buttons.stop.addEventListener("click", () => operate("stop"));
 buttons.restart.addEventListener("click", () => operate("restart"));
+document.getElementById("restart-apply").addEventListener("click", () => operate("restart"));
 buttons.delete.addEventListener("click", async () => {
   if (!(await confirmDelete(workspace))) return;
   try {
@@ -203,6 +209,19 @@ function addTab({ title, kind, index, extraId }) {
 
 async function mount(tab) {
   if (tab.mounted) return tab.mounted;
+  if (tab.kind === "chat") {
+    const port = data.chat.port;
+    tab.mounted = Promise.resolve(
+      mountChat(tab.panel, {
+        ticketUrl: apiUrl("/preview-ticket"),
+        origin: data.preview_origins[String(port)],
+        available: data.chat.available,
+        port,
+        present: workspace.ports.some((p) => p.port === port),
+      }),
+    );
+    return tab.mounted;
+  }
   if (tab.kind === "files") {
     tab.mounted = Promise.resolve(
       mountFiles(tab.panel, { api: apiUrl("/files"), monaco: data.vendor.monaco, onSaved: () => preview && preview.fileSaved() }),
@@ -288,7 +307,8 @@ async function closeTab(tab) {
   }
 }
 
-data.blueprint.tabs.forEach((t, index) => addTab({ title: t.title || (t.kind === "files" ? "Files" : "Terminal"), kind: t.kind, index }));
+const DEFAULT_TITLES = { files: "Files", chat: "Chat", claude: "Claude Code", command: "Command" };
+data.blueprint.tabs.forEach((t, index) => addTab({ title: t.title || DEFAULT_TITLES[t.kind] || "Terminal", kind: t.kind, index }));
 try {
   const saved = JSON.parse(sessionStorage.getItem(EXTRA_KEY) || "null");
   if (saved && !locked) {

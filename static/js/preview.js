@@ -15,6 +15,7 @@ export class PreviewPanel {
   constructor(data, start) {
     this.data = data;
     this.workspace = data.workspace;
+    this.hiddenPort = data.chat ? data.chat.port : null; // the assistant shows in its own tab
     this.api = `${data.urls.api}/preview-ticket`;
     this.frame = document.getElementById("preview-frame");
     this.stage = document.getElementById("preview-stage");
@@ -28,11 +29,11 @@ export class PreviewPanel {
     this.loading = false;
     this.lastError = null;
 
-    for (const p of this.workspace.ports) {
+    for (const p of this.appPorts()) {
       this.port.append(new Option(p.name ? `${p.name} (${p.port})` : String(p.port), String(p.port)));
     }
     const savedPort = sessionStorage.getItem(this.key("port"));
-    if (savedPort && this.workspace.ports.some((p) => String(p.port) === savedPort)) this.port.value = savedPort;
+    if (savedPort && this.appPorts().some((p) => String(p.port) === savedPort)) this.port.value = savedPort;
     this.path.value = this.currentPath;
 
     document.getElementById("preview-back").addEventListener("click", () => this.send({ type: "back" }));
@@ -58,6 +59,10 @@ export class PreviewPanel {
     this.setWidth(localStorage.getItem("enclave.preview.width") || "desktop");
     this.autoRefresh.addEventListener("change", () => this.schedule());
     window.addEventListener("message", (event) => this.receive(event));
+  }
+
+  appPorts() {
+    return this.workspace.ports.filter((p) => p.port !== this.hiddenPort);
   }
 
   key(name) {
@@ -99,8 +104,9 @@ export class PreviewPanel {
 
   update(workspace) {
     this.workspace = workspace;
-    this.setControls(workspace.status === "running" && workspace.ports.length > 0);
-    if (!workspace.ports.length) {
+    const ports = this.appPorts();
+    this.setControls(workspace.status === "running" && ports.length > 0);
+    if (!ports.length) {
       this.frame.removeAttribute("src");
       this.loaded = false;
       return this.showState("Nothing to preview", "This workspace's blueprint declares no port to preview.");

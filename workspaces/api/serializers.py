@@ -3,7 +3,7 @@
 from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
 
-from agent.protocol import ENTRY_TYPES
+from agent.protocol import ENTRY_TYPES, ENV_DIGEST_TAG
 
 
 class WorkspaceSerializer(serializers.Serializer):
@@ -20,6 +20,11 @@ class WorkspaceSerializer(serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField())
     ports = serializers.ListField(child=serializers.DictField())
     error = serializers.CharField(source="environment.error", allow_null=True)
+    env_digest = serializers.CharField(
+        allow_null=True,
+        help_text="Keyed digest of the variables injected at the last (re)start (reveals "
+        "none); differs from the editor's when a restart would apply changed settings.",
+    )
 
     def to_representation(self, instance) -> dict:
         """Plain dict building: listings of 10 000 workspaces stay fast (fields above are
@@ -37,6 +42,7 @@ class WorkspaceSerializer(serializers.Serializer):
             "tags": list(instance.tags),
             "ports": instance.ports,
             "error": environment.error,
+            "env_digest": environment.metadata.get(ENV_DIGEST_TAG),
         }
 
 

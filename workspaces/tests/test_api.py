@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from accounts.models import UserTag
 from accounts.tests.factories import UserTagFactory
-from agent.protocol import BLUEPRINT_ID_TAG, BLUEPRINT_TAG, NAME_TAG, OWNER_TAG
+from agent.protocol import BLUEPRINT_ID_TAG, BLUEPRINT_TAG, ENV_DIGEST_TAG, NAME_TAG, OWNER_TAG
 from audit.choices import AuditOutcome
 from audit.models import AuditEvent
 from blueprints.choices import AccessRuleKind, AIProviderKind, BlueprintState
@@ -297,7 +297,9 @@ def test_launch_creates_a_tagged_workspace_and_audits_it(
         BLUEPRINT_TAG: "webapp",
         OWNER_TAG: member.email,
         NAME_TAG: "My shop",
+        ENV_DIGEST_TAG: body["env_digest"],
     }
+    assert re.fullmatch(r"[0-9a-f]{32}", body["env_digest"])
     assert record["spec"]["start_command"] == blueprint.start_command
     (event,) = audits("workspace.launch")
     assert (event.actor, event.target_id, event.outcome) == (
@@ -352,13 +354,14 @@ def test_launch_passes_ai_keys_to_the_data_plane_only(
     for response in responses:
         assert ANTHROPIC_KEY not in response.content.decode()
         assert OPENAI_KEY not in response.content.decode()
-    assert control_plane.secret_env_of("main", workspace_id) == {
-        "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
-        "OPENAI_API_KEY": OPENAI_KEY,
-    }
+    injected = control_plane.secret_env_of("main", workspace_id)
+    assert injected["ANTHROPIC_API_KEY"] == ANTHROPIC_KEY
+    assert injected["OPENAI_API_KEY"] == OPENAI_KEY
+    assert injected["OPENAI_MODEL"] == "gpt-5"
     record = control_plane.record("main", workspace_id)
     assert ANTHROPIC_KEY not in json.dumps(record)
-    assert record["spec"]["env"]["OPENAI_MODEL"] == "gpt-5"
+    assert OPENAI_KEY not in json.dumps(record)
+    assert "OPENAI_MODEL" not in record["spec"]["env"]  # injected at each start instead
     assert all(ANTHROPIC_KEY not in json.dumps(e.details) for e in audits())
 
 
@@ -574,9 +577,16 @@ def test_start_and_restart_pass_the_ai_keys_again(member_api, control_plane, blu
 
     assert started.status_code == 200
     assert ANTHROPIC_KEY not in started.content.decode()
-    assert control_plane.secret_env_of("main", environment.id) == {
-        "ANTHROPIC_API_KEY": ANTHROPIC_KEY
-    }
+    assert control_plane.secret_env_of("main", environment.id)["ANTHROPIC_API_KEY"] == (
+        ANTHROPIC_KEY
+    )
+    digest = started.json()["env_digest"]
+    AIProviderFactory(blueprint=blueprint, provider=AIProviderKind.OPENAI, api_key=OPENAI_KEY)
+
+    restarted = member_api.post(f"/api/v1/workspaces/{environment.id}/restart")
+
+    assert control_plane.secret_env_of("main", environment.id)["OPENAI_API_KEY"] == OPENAI_KEY
+    assert restarted.json()["env_digest"] not in (None, digest)
 
 
 def test_logs(member_api, control_plane, blueprint, member):
@@ -817,10 +827,12 @@ def test_admin_upgrade_applies_the_blueprints_current_definition(
     assert ANTHROPIC_KEY not in response.content.decode()
     record = control_plane.record("main", environment.id)
     assert record["spec"]["start_command"] == "exec npm run dev"
-    assert record["metadata"] == environment.metadata
-    assert control_plane.secret_env_of("main", environment.id) == {
-        "ANTHROPIC_API_KEY": ANTHROPIC_KEY
-    }
+    assert {k: v for k, v in record["metadata"].items() if k != ENV_DIGEST_TAG} == (
+        environment.metadata
+    )
+    assert control_plane.secret_env_of("main", environment.id)["ANTHROPIC_API_KEY"] == (
+        ANTHROPIC_KEY
+    )
     (event,) = audits("workspace.upgrade")
     assert (event.actor, event.target_id, event.details["blueprint"]) == (
         admin_member,

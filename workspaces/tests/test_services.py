@@ -1,20 +1,14 @@
-"""Workspace services: names, the AI environment split and the environment spec."""
+"""Workspace services: names and what a terminal tab runs."""
 
-import json
 import re
 
 import pytest
 
 from accounts.tests.factories import UserFactory
-from blueprints.choices import AIProviderKind
-from blueprints.tests.factories import AIProviderFactory, BlueprintFactory
-from workspaces.services import ai_environment, blueprint_spec, display_name, render_name
+from blueprints.tests.factories import BlueprintFactory
+from workspaces.services import display_name, render_name
 
 pytestmark = pytest.mark.django_db
-
-ANTHROPIC_KEY = "sk-ant-secret-000001"
-OPENAI_KEY = "sk-openai-secret-000002"
-CUSTOM_KEY = "custom-secret-000003"
 
 
 @pytest.fixture
@@ -68,80 +62,6 @@ def test_display_name_embeds_a_typed_name_in_a_template_that_asks_for_it(shop, m
     assert display_name(shop, user=member, name="demo") == "builder-demo"
 
 
-def test_ai_environment_keeps_keys_out_of_the_plain_env(shop):
-    AIProviderFactory(
-        blueprint=shop, provider=AIProviderKind.ANTHROPIC, model="claude-x", api_key=ANTHROPIC_KEY
-    )
-    AIProviderFactory(
-        blueprint=shop, provider=AIProviderKind.OPENAI, model="gpt-x", api_key=OPENAI_KEY, order=1
-    )
-
-    plain, secret = ai_environment(shop)
-
-    assert secret == {"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "OPENAI_API_KEY": OPENAI_KEY}
-    assert plain["ANTHROPIC_MODEL"] == "claude-x"
-    assert plain["OPENAI_MODEL"] == "gpt-x"
-    assert json.loads(plain["BLUEPRINT_AI_PROVIDERS"]) == [
-        {"provider": "anthropic", "enabled": True, "model": "claude-x"},
-        {"provider": "openai", "enabled": True, "model": "gpt-x"},
-    ]
-    assert ANTHROPIC_KEY not in json.dumps(plain)
-    assert OPENAI_KEY not in json.dumps(plain)
-
-
-def test_ai_environment_of_a_custom_provider(shop):
-    AIProviderFactory(
-        blueprint=shop,
-        provider=AIProviderKind.CUSTOM,
-        endpoint_url="https://llm.internal.example/v1",
-        model="qwen-coder",
-        api_key=CUSTOM_KEY,
-    )
-
-    plain, secret = ai_environment(shop)
-
-    assert secret == {"CUSTOM_LLM_API_KEY": CUSTOM_KEY}
-    assert plain["CUSTOM_LLM_BASE_URL"] == "https://llm.internal.example/v1"
-    assert plain["CUSTOM_LLM_MODEL"] == "qwen-coder"
-    assert json.loads(plain["BLUEPRINT_AI_PROVIDERS"]) == [
-        {"provider": "custom", "enabled": True, "model": "qwen-coder"}
-    ]
-
-
-def test_ai_environment_skips_disabled_providers(shop):
-    AIProviderFactory(blueprint=shop, enabled=False, api_key=ANTHROPIC_KEY)
-
-    assert ai_environment(shop) == ({}, {})
-
-
-def test_blueprint_spec_merges_env_and_keeps_secrets_apart(shop):
-    shop.image = "ghcr.io/acme/node:22"
-    shop.env = {"NODE_ENV": "development"}
-    shop.git_repository = "https://git.example.com/acme/shop.git"
-    shop.setup_script = "npm ci"
-    shop.save()
-    AIProviderFactory(blueprint=shop, model="claude-x", api_key=ANTHROPIC_KEY)
-
-    spec, secret = blueprint_spec(shop)
-
-    assert spec == {
-        "image": "ghcr.io/acme/node:22",
-        "start_command": shop.start_command,
-        "setup_script": "npm ci",
-        "git_repository": "https://git.example.com/acme/shop.git",
-        "env": {
-            "NODE_ENV": "development",
-            "ANTHROPIC_MODEL": "claude-x",
-            "BLUEPRINT_AI_PROVIDERS": spec["env"]["BLUEPRINT_AI_PROVIDERS"],
-        },
-        "ports": [{"port": 3000, "name": "app"}],
-        "resources": {"cpu": "1", "memory": "2Gi", "storage": "10Gi"},
-        "network": "outbound",
-    }
-    assert secret == {"ANTHROPIC_API_KEY": ANTHROPIC_KEY}
-    assert ANTHROPIC_KEY not in json.dumps(spec)
-
-
 # --- what a terminal tab runs ----------------------------------------------------------------
 
 
@@ -149,9 +69,8 @@ def _tabbed(blueprint):
     blueprint.layout_tabs = [
         {"kind": "command", "title": "Dev server", "command": "npm run dev"},
         {"kind": "terminal", "title": "Terminal"},
-        {"kind": "ai", "title": "AI"},
+        {"kind": "claude", "title": "Claude Code"},
     ]
-    blueprint.ai_tool_command = "claude"
     blueprint.save()
     return blueprint
 
