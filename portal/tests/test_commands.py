@@ -110,7 +110,7 @@ def test_createsuperuser_noinput_creates_an_admin_role_member(monkeypatch):
 def test_seed_demo_creates_the_local_cluster_and_the_demo_blueprint():
     out = run("seed_demo")
     cluster = Cluster.objects.get()
-    blueprint = Blueprint.objects.get()
+    blueprint = Blueprint.objects.get(key="demo")
     assert cluster.name == "local"
     token = re.search(r"Agent token \(shown once\): (\S+)", out).group(1)
     assert hash_secret(token) == cluster.token_hash
@@ -122,6 +122,12 @@ def test_seed_demo_creates_the_local_cluster_and_the_demo_blueprint():
     assert blueprint.ports == [{"port": 3000, "name": "app"}]
     blueprint.full_clean()
 
+    builder = Blueprint.objects.get(key="ai-builder")
+    assert (builder.state, builder.cluster) == (BlueprintState.ENABLED, cluster)
+    assert [tab["kind"] for tab in builder.layout_tabs][:2] == ["chat", "claude"]
+    assert builder.chat_system_prompt
+    builder.full_clean()
+
 
 def test_seed_demo_is_idempotent():
     run("seed_demo")
@@ -130,7 +136,7 @@ def test_seed_demo_is_idempotent():
     assert "Agent token" not in out
     assert "kept as it is" in out
     assert Cluster.objects.count() == 1
-    assert Blueprint.objects.count() == 1
+    assert sorted(Blueprint.objects.values_list("key", flat=True)) == ["ai-builder", "demo"]
     assert Cluster.objects.get().token_hash == token_hash
 
 
@@ -138,10 +144,10 @@ def test_seed_demo_keeps_an_admins_edits_until_reset():
     run("seed_demo")
     Blueprint.objects.filter(key="demo").update(name="Our shop", start_command="npm start")
     run("seed_demo")
-    assert Blueprint.objects.get().name == "Our shop"  # make run never overwrites edits
+    assert Blueprint.objects.get(key="demo").name == "Our shop"  # make run keeps edits
 
     out = run("seed_demo", "--reset")
-    demo = Blueprint.objects.get()
+    demo = Blueprint.objects.get(key="demo")
     assert "Restored blueprint 'demo'" in out
     assert (demo.name, demo.start_command) == ("Demo web app", DEMO_START)
     reset = AuditEvent.objects.filter(action="blueprint.update", target_id="demo").get()
