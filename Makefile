@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
+TOOLS_STAMP := tools/node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -21,7 +22,7 @@ test: setup
 	bin/system-packages bubblewrap passt chromium
 	DEBUG=true $(PY) -m pytest $(PYTEST_ARGS)
 
-setup: $(STAMP) $(NPM_STAMP)
+setup: $(STAMP) $(NPM_STAMP) $(TOOLS_STAMP)
 
 $(STAMP): requirements/base.txt requirements/agent.txt requirements/dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +34,21 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	npm run --silent build
 	touch $(NPM_STAMP)
+
+# The AI tools mapped read-only into every workspace (OpenCode, Claude Code: native binaries
+# that the packages' postinstall puts in place, ~600 MB). A binary that does not answer
+# --version (a placeholder left by a skipped postinstall) fails the install here. The lock
+# file also lists OpenCode's other platform packages, which the registry did not serve when
+# it was generated (hence no integrity; not installed on glibc Linux x64): npm ci refuses a
+# lock file without them.
+$(TOOLS_STAMP): tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund --loglevel=error
+	@for tool in opencode claude; do \
+	  tools/bin/$$tool --version >/dev/null 2>&1 || { \
+	    echo "enclave: tools/bin/$$tool does not run after npm ci (postinstall skipped?)" >&2; \
+	    exit 1; }; \
+	done
+	touch $(TOOLS_STAMP)
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -55,4 +71,4 @@ bench: setup
 	DEBUG=true $(PY) bench/events.py --browser
 
 clean:
-	rm -rf $(VENV) node_modules staticfiles static/vendor
+	rm -rf $(VENV) node_modules tools/node_modules staticfiles static/vendor

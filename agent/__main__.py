@@ -14,15 +14,22 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+import agent
 from agent import __version__
 from agent.affinity import AffinityError, format_cpus, parse_cpu_list, pin_process
 from agent.runtimes.local import LocalRuntime
-from agent.runtimes.local.sandbox import Sandbox, SandboxUnavailable
+from agent.runtimes.local.sandbox import ENTRYPOINT, Sandbox, SandboxUnavailable
+from agent.runtimes.local.secret_store import key_from_token
 from agent.tunnel import Tunnel, tunnel_url
 
 RUNTIMES = ("local",)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+INSTALLED_TOOLS = Path("/opt/enclave/tools")
+"""Where an installed agent (a package, an image) has the AI tools."""
+CHECKOUT_TOOLS = Path(agent.__file__).resolve().parents[1] / "tools"
+"""The AI tools of a checkout of the repository, installed by ``make setup``."""
 
 logger = logging.getLogger("agent")
 
@@ -81,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(env ENCLAVE_CPUS, default all)",
     )
     parser.add_argument(
+        "--tools-dir",
+        default=env.get("ENCLAVE_AGENT_TOOLS_DIR"),
+        help="directory of the AI tools (OpenCode, Claude Code) mapped read-only into every "
+        "workspace, with bin/enclave-entrypoint (env ENCLAVE_AGENT_TOOLS_DIR, default "
+        f"{INSTALLED_TOOLS} if it exists, else the checkout's tools/)",
+    )
+    parser.add_argument(
         "--insecure-no-sandbox",
         action="store_true",
         default=env.get("ENCLAVE_INSECURE_NO_SANDBOX", "").lower() in ("1", "true", "yes"),
@@ -111,9 +125,42 @@ def workspace_sandbox(args: argparse.Namespace) -> Sandbox | None:
         )
 
 
-async def serve(args: argparse.Namespace, sandbox: Sandbox | None) -> None:
-    """Load the runtime, keep the tunnel up until a signal arrives."""
-    runtime = LocalRuntime(args.data_dir, sandbox=sandbox)
+def tools_dir(parser: argparse.ArgumentParser, given: str | None) -> Path | None:
+    """The AI tools directory: ``--tools-dir``, else the installed or the checkout's one;
+    None (with a warning) when there are none: workspaces then run without AI tools."""
+    if given:
+        path = Path(given).resolve()
+        if not (path / ENTRYPOINT).is_file():
+            parser.error(f"--tools-dir: {path} has no {ENTRYPOINT}")
+    elif INSTALLED_TOOLS.exists():
+        path = INSTALLED_TOOLS
+    elif (CHECKOUT_TOOLS / ENTRYPOINT).is_file():
+        path = CHECKOUT_TOOLS
+    else:
+        logger.warning("no AI tools found: workspaces run without them (install: make setup)")
+        return None
+    missing = [name for name in ("opencode", "claude") if not (path / "bin" / name).exists()]
+    if missing:
+        logger.warning(
+            "AI tools under %s are not installed (%s missing): run make setup",
+            path,
+            ", ".join(missing),
+        )
+    return path
+
+
+async def serve(args: argparse.Namespace, sandbox: Sandbox | None, tools: Path | None) -> None:
+    """Load the runtime, keep the tunnel up until a signal arrives.
+
+    The secret env of each workspace is kept sealed with a key derived from the agent
+    token, so shells opened after an agent restart still get it.
+    """
+    runtime = LocalRuntime(
+        args.data_dir,
+        sandbox=sandbox,
+        tools_dir=tools,
+        secret_key=key_from_token(args.token),
+    )
     await runtime.load()
     tunnel = Tunnel(
         portal_url=args.portal_url, token=args.token, runtime=runtime, shell_grace=args.shell_grace
@@ -152,9 +199,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox = workspace_sandbox(args)
     if sandbox is not None:
         logger.info("workspaces run in bubblewrap sandboxes, each with its own network")
+    tools = tools_dir(parser, args.tools_dir)
+    if tools is not None:
+        logger.info("AI tools from %s", tools)
     if cpus is not None:
         logger.info("running on CPUs %s, with the workspaces it starts", format_cpus(cpus))
-    asyncio.run(serve(args, sandbox))
+    asyncio.run(serve(args, sandbox, tools))
     return 0
 
 

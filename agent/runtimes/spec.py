@@ -31,6 +31,12 @@ NETWORKS: Final = ("outbound", "none")
 MAX_SPEC_BYTES: Final = 64 * 1024
 MAX_ENV_VARS: Final = 256
 MAX_PORTS: Final = 16
+INTERNAL_PORTS: Final = 2
+"""Ports the portal adds on top of a blueprint's own (the assistant's), so a spec may
+declare ``MAX_PORTS + INTERNAL_PORTS``."""
+ASSISTANT_PORT_NAME: Final = "assistant"
+"""The name of the internal port the workspace's assistant (OpenCode's web UI) listens
+on: never the app's ``PORT``, never what "ready" waits for."""
 MAX_TAGS: Final = 64
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _PORT_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
@@ -75,8 +81,9 @@ def validate_env(value: Any, field: str, *, code: str = INVALID_SPEC) -> dict[st
 def _ports(value: Any) -> list[dict[str, Any]]:
     if value is None:
         return []
-    if not isinstance(value, list) or len(value) > MAX_PORTS:
-        raise _fail(f"ports must be a list of at most {MAX_PORTS} entries")
+    limit = MAX_PORTS + INTERNAL_PORTS
+    if not isinstance(value, list) or len(value) > limit:
+        raise _fail(f"ports must be a list of at most {limit} entries")
     result: list[dict[str, Any]] = []
     seen: set[int] = set()
     for entry in value:

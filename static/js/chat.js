@@ -4,16 +4,20 @@
 // the conversation goes from the frame to the workspace and from there to the LLM
 // provider, never through the portal's database or logs.
 //
-// The frame's document carries the preview bridge, which reports each page it shows
-// ("location") or why it cannot show one ("error", then it retries by itself): until the
-// first page the tab says "Starting the assistant…".
+// Once the assistant answers, the workspace's entrypoint writes where its chat opens
+// (`.enclave/assistant.json`: the OpenCode page of the workspace's project and session);
+// until then, and until the frame's bridge reports its first page, the tab says
+// "Starting the assistant…".
 
 import { api } from "./api.js";
 import { el } from "./ui.js";
 
 const WAITING = new Set(["upstream_unavailable", "upstream_timeout", "cluster_unavailable"]);
+const LOCATION_FILE = ".enclave/assistant.json";
+const POLL_MS = 1000;
+const GIVE_UP_MS = 120_000;
 
-export function mountChat(panel, { ticketUrl, origin, available, port, present }) {
+export function mountChat(panel, { ticketUrl, filesUrl, origin, available, port, present }) {
   if (!available) {
     panel.append(
       el("div", { class: "chat-state", role: "status" },
@@ -51,11 +55,35 @@ export function mountChat(panel, { ticketUrl, origin, available, port, present }
     state.hidden = false;
   }
 
+  // Where the assistant's chat opens, once it has started (null while it starts).
+  async function chatPath() {
+    try {
+      const file = await api("GET", `${filesUrl}/content?${new URLSearchParams({ path: LOCATION_FILE })}`);
+      const path = JSON.parse(file.content || "{}").path;
+      return typeof path === "string" && path.startsWith("/") ? path : null;
+    } catch {
+      return null; // not written yet (404), or the workspace is restarting
+    }
+  }
+
+  let loading = 0;
   async function load() {
+    const attempt = ++loading;
     shown = false;
     show("Starting the assistant…", "It takes a few seconds the first time.");
+    const started = Date.now();
+    let path = await chatPath();
+    while (!path && attempt === loading) {
+      if (Date.now() - started > GIVE_UP_MS) {
+        show("The assistant did not start", "Open the logs to see why, or restart the workspace.");
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      path = await chatPath();
+    }
+    if (attempt !== loading) return;
     try {
-      const body = await api("POST", ticketUrl, { port, path: "/" });
+      const body = await api("POST", ticketUrl, { port, path });
       frame.src = body.url;
     } catch (error) {
       show("The assistant could not be opened", error.message);

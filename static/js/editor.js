@@ -214,6 +214,7 @@ async function mount(tab) {
     tab.mounted = Promise.resolve(
       mountChat(tab.panel, {
         ticketUrl: apiUrl("/preview-ticket"),
+        filesUrl: apiUrl("/files"),
         origin: data.preview_origins[String(port)],
         available: data.chat.available,
         port,

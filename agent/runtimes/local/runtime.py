@@ -46,7 +46,15 @@ from agent.runtimes.base import (
     WorkspaceHome,
     connect_loopback,
 )
-from agent.runtimes.local import launch, limits, provision, sandbox, store, supervise
+from agent.runtimes.local import (
+    launch,
+    limits,
+    provision,
+    sandbox,
+    secret_store,
+    store,
+    supervise,
+)
 from agent.runtimes.local.logtail import LogFollowers
 from agent.runtimes.local.sandbox import Sandbox, SandboxError, SandboxUnavailable
 from agent.runtimes.records import EnvRecord, ProcRecord, now
@@ -82,6 +90,8 @@ class LocalRuntime(Runtime):
         sandbox: Sandbox | None,
         enforcer: limits.Enforcer | None = None,
         limits_interval: float = 5.0,
+        tools_dir: str | os.PathLike[str] | None = None,
+        secret_key: bytes | None = None,
     ) -> None:
         self.root = Path(data_dir) / "environments"
         self.on_event = on_event
@@ -90,13 +100,17 @@ class LocalRuntime(Runtime):
         self.setup_timeout = setup_timeout
         self.poll_interval = poll_interval
         self.allow_file_git = allow_file_git
-        self.sandbox = sandbox
+        self.tools_dir = Path(tools_dir).resolve() if tools_dir is not None else None
+        """The AI tools (``--tools-dir``) every workspace gets; None: workspaces have none."""
+        self.sandbox = sandbox.with_tools(self.tools_dir) if sandbox is not None else None
         """How workspaces are isolated; None only with ``--insecure-no-sandbox``."""
         self.enforcer = enforcer if enforcer is not None else limits.detect()
         """How blueprint resources (cpu, memory, storage) are enforced."""
         self.limits_interval = limits_interval
         self._envs: dict[str, EnvRecord] = {}
         self._secrets: dict[str, dict[str, str]] = {}
+        self._secret_key = secret_key
+        """Seals each secret env on disk (`secret_store`); None: held in memory only."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._monitor: asyncio.Task[None] | None = None
         self._log_followers = LogFollowers()
@@ -108,6 +122,9 @@ class LocalRuntime(Runtime):
         loaded = await asyncio.to_thread(store.read_all, self.root)
         for env in loaded:
             self._envs[env.id] = env
+        if self._secret_key is not None:
+            saved = await asyncio.to_thread(secret_store.load_all, loaded, self._secret_key)
+            self._secrets.update(saved)
         for env in loaded:
             changes = supervise.reconcile(env)
             if changes is not None:
@@ -221,10 +238,11 @@ class LocalRuntime(Runtime):
     def shell_context(self, env_id: str) -> ShellTarget:
         """Where and how an interactive shell of ``env_id`` starts.
 
-        The environment is the workspace process's own (blueprint env, the in-memory
-        secret env, ``PORT``/``DEV_PORT``/``PORT_<n>`` of its ports). A sandboxed
-        workspace's shells are started by its init, inside its sandbox. Raises
-        ``not_found``, or ``conflict`` unless the environment is ``running``.
+        The environment is the workspace process's own (blueprint env, the secret env it
+        was launched with, the AI tools' settings, ``PORT``/``DEV_PORT``/``PORT_<n>`` of
+        its ports). A sandboxed workspace's shells are started by its init, inside its
+        sandbox. Raises ``not_found``, or ``conflict`` unless the environment is
+        ``running``.
         """
         env = self._require(env_id)
         if env.data["status"] != RUNNING:
@@ -309,7 +327,7 @@ class LocalRuntime(Runtime):
             env.data["sandbox_uid"] = self._sandbox_uid()
         self._envs[env_id] = env
         if secret:
-            self._secrets[env_id] = secret
+            await self._set_secret(env, secret)
         await self._commit(env)
         env.job = asyncio.create_task(self._run_job(env, self._provision), name=env_id)
         logger.info("environment %s: provisioning", env_id)
@@ -318,16 +336,21 @@ class LocalRuntime(Runtime):
     async def start(
         self, env_id: str, secret_env: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
+        """Launch a stopped (or failed) environment with ``secret_env`` when given.
+
+        One already running or deploying keeps the secret env it was launched with, so
+        its new shells get the same variables as its app: only a launch takes new ones.
+        """
         secret = validate_secret_env(secret_env)
         env = self._require(env_id)
-        if secret is not None:
-            self._secrets[env_id] = secret
         if env.data["status"] in (RUNNING, DEPLOYING):
             return env.snapshot
         async with self._locked(env):
             if env.data["status"] in (STOPPING, DELETING):
                 raise RuntimeFailure(CONFLICT, f"environment is {env.data['status']}")
             if env.data["status"] in (STOPPED, ERROR):
+                if secret is not None:
+                    await self._set_secret(env, secret)
                 await self._launch(env, self._activate)
         return env.snapshot
 
@@ -378,7 +401,7 @@ class LocalRuntime(Runtime):
             self._forbid_deleting(env)
             await self._stop_locked(env)
             if secret is not None:
-                self._secrets[env_id] = secret
+                await self._set_secret(env, secret)
             if spec is not None:
                 ports = [dict(p, host_port=None) for p in spec["ports"]]
                 await self._commit(env, spec=spec, ports=ports)
@@ -466,11 +489,29 @@ class LocalRuntime(Runtime):
         await asyncio.to_thread(proc_util.append_log, env.log_dir, reason)
         await self._commit_ended(env, ERROR, reason)
 
+    async def _set_secret(self, env: EnvRecord, secret: dict[str, str]) -> None:
+        """Make ``secret`` the environment's secret env; with a key also sealed on disk,
+        so it outlives an agent restart (under the environment's lock, or at create)."""
+        self._secrets[env.id] = secret
+        if self._secret_key is None:
+            return
+        try:
+            await asyncio.to_thread(secret_store.save, env.path, env.id, secret, self._secret_key)
+        except OSError as exc:
+            logger.warning(
+                "environment %s: secret environment kept in memory only (not saved: %s)",
+                env.id,
+                exc.strerror,
+            )
+
     def _process_env(self, env: EnvRecord) -> dict[str, str]:
+        """The environment of every workspace process, with host paths (`Sandbox.environment`
+        maps them): blueprint env, secret env, then the AI tools' (which always win)."""
         result = proc_util.base_env(env.home)
         result["ENCLAVE_ENVIRONMENT_ID"] = env.id
         result.update(env.data["spec"]["env"])
         result.update(self._secrets.get(env.id, {}))
+        result.update(launch.tools_env(self.tools_dir, result["PATH"]))
         return result
 
     def _sandbox_uid(self) -> int:
@@ -503,19 +544,20 @@ class LocalRuntime(Runtime):
     async def _activate(self, env: EnvRecord) -> None:
         """Run the start command with allocated ports; ``running`` once it is ready.
 
-        Ready means the first declared port accepts connections, or
-        ``ready_timeout`` passed (slow dev servers still reach ``running``); a
-        command that exits first fails the start.
+        With AI tools it runs under their entrypoint (`launch.start_argv`). Ready means
+        the first declared app port accepts connections, or ``ready_timeout`` passed
+        (slow dev servers still reach ``running``); a command that exits first fails the
+        start.
         """
         spec = env.data["spec"]
         if self.sandbox is None:
-            if not spec["start_command"]:
+            argv = launch.start_argv(self.tools_dir, spec["start_command"])
+            if argv is None:
                 await self._commit(env, status=RUNNING, phase=None, error=None)
                 return
             taken = {p["host_port"] for e in self._envs.values() for p in e.data["ports"] or ()}
             ports = proc_util.allocate_ports(spec["ports"], taken)
             run_env = self._process_env(env) | supervise.port_env(ports)
-            argv = ["bash", "-c", spec["start_command"]]
         else:
             # The workspace has a network of its own: its ports are the declared ones.
             await self._ensure_sandbox_dirs(env)

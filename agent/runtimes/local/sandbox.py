@@ -10,8 +10,10 @@ Every process of a sandboxed workspace runs inside ``bwrap`` (Debian ``bubblewra
   killable) and a fresh ``/proc``, ``/dev``, ``/tmp``, ``/var/tmp`` and ``/run``;
 * the host's system directories read-only (``/usr``, ``/bin``, ``/lib*``, ``/sbin``,
   ``/etc`` with ``passwd``/``group`` replaced and the shadow files masked), its own
-  ``home`` at ``/home/builder`` and nothing else of the host: not the agent's data dir,
-  not the agent's token, not the portal's ``var/``, not another workspace;
+  ``home`` at ``/home/builder``, the AI tools (the agent's ``--tools-dir``: OpenCode,
+  Claude Code, the entrypoint) read-only at ``/opt/enclave/tools`` with their ``bin/``
+  first on ``PATH``, and nothing else of the host: not the agent's data dir, not the
+  agent's token, not the portal's ``var/``, not another workspace;
 * its own network namespace: a loopback of its own (its app ports are reachable only
   from inside and, through the init's ``connect``, by the agent), and — with network
   ``outbound``, the default — a user-mode uplink by ``pasta`` (Debian ``passt``) that
@@ -19,16 +21,18 @@ Every process of a sandboxed workspace runs inside ``bwrap`` (Debian ``bubblewra
   the agent or other workspaces' ports); with network ``none``, loopback only.
 
 A running workspace is one sandbox whose first process is `sandbox_init` (mapped
-read-only at ``/opt/enclave/init.py``): it runs the start command, opens shells on PTYs
-and connects to app ports for the agent over ``/run/enclave/control.sock`` (the
-environment's ``run/`` directory on the host). One-shot steps (git, the setup script)
-run in a sandbox of their own, with ``--die-with-parent``.
+read-only at ``/opt/enclave/init.py``): it runs the start command (under the tools'
+entrypoint when there are tools: it writes the AI context and runs the assistant), opens
+shells on PTYs and connects to app ports for the agent over ``/run/enclave/control.sock``
+(the environment's ``run/`` directory on the host). One-shot steps (git, the setup
+script) run in a sandbox of their own, with ``--die-with-parent``.
 """
 
 from __future__ import annotations
 
 import array
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -44,6 +48,11 @@ logger = logging.getLogger(__name__)
 HOME = "/home/builder"
 CONTROL = "/run/enclave/control.sock"
 INIT = "/opt/enclave/init.py"
+PROFILE = "/etc/profile"
+TOOLS = "/opt/enclave/tools"
+"""Where a workspace sees the AI tools directory, read-only."""
+ENTRYPOINT = "bin/enclave-entrypoint"
+"""The start command's wrapper, relative to a tools directory (``tools/bin/…``)."""
 UID = GID = 1000
 SANDBOX_UIDS = range(200_000, 200_000 + 65_536)
 """Host uids given to environments' sandboxes when the agent runs as root."""
@@ -75,10 +84,16 @@ class Sandbox:
     pasta: str
     python: str
     as_root: bool
+    tools: Path | None = None
+    """The AI tools directory on the host (mapped at `TOOLS`); None: workspaces have none."""
 
     @property
     def networks(self) -> tuple[str, ...]:
         return NETWORKS
+
+    def with_tools(self, tools: Path | None) -> Sandbox:
+        """The same sandbox with ``tools`` (an absolute, resolved path) mapped in, or none."""
+        return dataclasses.replace(self, tools=tools)
 
     # -- detection ----------------------------------------------------------------------------
 
@@ -143,7 +158,8 @@ class Sandbox:
             "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
         )
         (etc / "group").write_text(f"root:x:0:\nbuilder:x:{GID}:\nnogroup:x:65534:\n")
-        for path in (etc / "passwd", etc / "group"):
+        (etc / "profile").write_text(self._profile())
+        for path in (etc / "passwd", etc / "group", etc / "profile"):
             path.chmod(0o644)
         if self.as_root:
             # The sandbox's uid reaches its own directories through the root-owned ones.
@@ -161,6 +177,53 @@ class Sandbox:
                 )
             for name in ("home", "run"):
                 _chown_tree(env_path / name, host_uid)
+        self._check_tools(host_uid)
+
+    def _profile(self) -> str:
+        """The sandbox's ``/etc/profile``: the host's, then the AI tools first on ``PATH``.
+
+        Shells and the setup script are login shells, and Debian's ``/etc/profile`` sets
+        ``PATH`` afresh: without this line ``claude`` would not be found in a terminal.
+        """
+        try:
+            text = Path(PROFILE).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            text = ""
+        if self.tools is not None:
+            text += (
+                f'\n# Enclave: the AI tools come first.\nPATH="{TOOLS}/bin:$PATH"\nexport PATH\n'
+            )
+        return text
+
+    def _check_tools(self, host_uid: int) -> None:
+        """Fail, naming the ``chmod`` to run, unless ``host_uid`` can reach and read the
+        tools: bubblewrap maps them as that uid, and a workspace runs them as it."""
+        if self.tools is None:
+            return
+        for path in reversed(self.tools.parents):
+            if not self._may(path, host_uid, os.X_OK):
+                raise SandboxUnavailable(
+                    f"sandboxes cannot reach the AI tools through {path} (run: chmod o+x {path})"
+                )
+        for path in _tool_paths(self.tools):
+            if not self._may(path, host_uid, os.R_OK | os.X_OK):
+                raise SandboxUnavailable(
+                    f"sandboxes cannot read the AI tools at {path} "
+                    f"(run: chmod -R o+rX {self.tools})"
+                )
+
+    def _may(self, path: Path, host_uid: int, access: int) -> bool:
+        """Whether the sandbox's uid has ``access`` (``os.R_OK``/``os.X_OK`` bits) to path."""
+        if not self.as_root:  # the sandbox runs as the agent's own user
+            return os.access(path, access)
+        st = path.stat()
+        if st.st_uid == host_uid:
+            bits = st.st_mode >> 6
+        elif st.st_gid == host_uid:  # setpriv --regid=<uid> --clear-groups
+            bits = st.st_mode >> 3
+        else:
+            bits = st.st_mode
+        return bits & access == access
 
     # -- command lines --------------------------------------------------------------------------
 
@@ -192,11 +255,16 @@ class Sandbox:
                 bwrap += ["--tmpfs", masked]
         bwrap += ["--ro-bind", str(env_path / "sandbox" / "passwd"), "/etc/passwd"]
         bwrap += ["--ro-bind", str(env_path / "sandbox" / "group"), "/etc/group"]
+        if os.path.isfile(PROFILE):  # a mount point must exist in the read-only /etc
+            bwrap += ["--ro-bind", str(env_path / "sandbox" / "profile"), PROFILE]
         bwrap += ["--proc", "/proc", "--dev", "/dev"]
         bwrap += ["--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]  # noqa: S108 - the sandbox's own
         bwrap += ["--tmpfs", "/run", "--bind", str(env_path / "run"), "/run/enclave"]
         bwrap += ["--dir", "/home", "--bind", str(env_path / "home"), HOME]
-        bwrap += ["--ro-bind", str(INIT_SCRIPT), INIT, "--chdir", HOME]
+        bwrap += ["--ro-bind", str(INIT_SCRIPT), INIT]
+        if self.tools is not None:
+            bwrap += ["--ro-bind", str(self.tools), TOOLS]
+        bwrap += ["--chdir", HOME]
         if one_shot:
             bwrap.append("--die-with-parent")
         bwrap += ["--", *argv]
@@ -207,16 +275,24 @@ class Sandbox:
         return [*self._drop_privileges(host_uid), *bwrap]
 
     def init_command(self, start_command: str | None) -> list[str]:
-        """``argv`` of a workspace's first process: the init, then the start command."""
+        """``argv`` of a workspace's first process: the init, then the start command —
+        under the tools' entrypoint when there are tools (alone without a start command:
+        it still writes the AI context and runs the assistant)."""
         argv = [self.python, "-I", "-S", INIT, CONTROL]
-        if start_command:
-            argv += ["--", "bash", "-c", start_command]
+        command = ["bash", "-c", start_command] if start_command else []
+        if self.tools is not None:
+            command = [f"{TOOLS}/{ENTRYPOINT}", *command]
+        if command:
+            argv += ["--", *command]
         return argv
 
     def environment(self, env: dict[str, str]) -> dict[str, str]:
         """The environment of a sandboxed process: paths as the sandbox sees them."""
         result = {k: v for k, v in env.items() if k not in ("PWD", "OLDPWD", "TMPDIR")}
-        result.update(HOME=HOME, USER="builder", LOGNAME="builder", PATH=PATH, SHELL="/bin/bash")
+        path = PATH if self.tools is None else f"{TOOLS}/bin:{PATH}"
+        result.update(HOME=HOME, USER="builder", LOGNAME="builder", PATH=path, SHELL="/bin/bash")
+        if "ENCLAVE_TOOLS" in result:
+            result["ENCLAVE_TOOLS"] = TOOLS
         return result
 
     def _drop_privileges(self, host_uid: int) -> list[str]:
@@ -240,6 +316,19 @@ class Sandbox:
             elif os.path.isdir(path):
                 binds += ["--ro-bind", path, path]
         return binds
+
+
+def _tool_paths(tools: Path) -> list[Path]:
+    """What a workspace needs to read in the tools: the directory, ``bin/`` and each
+    command there with the directories down to the file it links to."""
+    paths = [tools, tools / "bin"]
+    for entry in sorted((tools / "bin").iterdir()):
+        target = entry.resolve()
+        if not target.is_relative_to(tools) or not target.exists():
+            continue  # outside the mapped directory, or not installed: nothing to read
+        below = [p for p in target.parents if p.is_relative_to(tools) and p != tools]
+        paths += [*reversed(below), target]
+    return list(dict.fromkeys(paths))
 
 
 def _chown_tree(root: Path, uid: int) -> None:

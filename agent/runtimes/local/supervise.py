@@ -25,17 +25,31 @@ from typing import Any
 from agent.protocol import DELETING, DEPLOYING, ERROR, RUNNING, STOPPED, STOPPING
 from agent.runtimes import process as proc_util
 from agent.runtimes.records import EnvRecord, ProcRecord
+from agent.runtimes.spec import ASSISTANT_PORT_NAME
 
 logger = logging.getLogger(__name__)
 
 
+def app_ports(ports: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The ports of the app itself: every port but the internal assistant's."""
+    return [port for port in ports if port.get("name") != ASSISTANT_PORT_NAME]
+
+
 def port_env(ports: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """``PORT`` and ``DEV_PORT`` (the first port), ``PORT_<declared>`` for every port."""
+    """``PORT_<declared>`` for every port; ``PORT`` and ``DEV_PORT`` for the first app port;
+    ``ENCLAVE_ASSISTANT_PORT`` for the assistant's (where the entrypoint runs OpenCode).
+
+    Each value is the port the process listens on: the host port unsandboxed, the declared
+    port in a sandbox (whose network is its own).
+    """
     result = {}
-    for i, port in enumerate(ports):
-        if i == 0:
-            result["PORT"] = result["DEV_PORT"] = str(port["host_port"])
+    app = app_ports(ports)
+    if app:
+        result["PORT"] = result["DEV_PORT"] = str(app[0]["host_port"])
+    for port in ports:
         result[f"PORT_{port['port']}"] = str(port["host_port"])
+        if port.get("name") == ASSISTANT_PORT_NAME:
+            result["ENCLAVE_ASSISTANT_PORT"] = str(port["host_port"])
     return result
 
 
