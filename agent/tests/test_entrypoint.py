@@ -221,8 +221,7 @@ def test_without_context_our_files_go_and_a_bad_profile_is_skipped(tools, home, 
 def test_claude_code_starts_past_its_onboarding(tools, home, tmp_path):
     run(tools, environment(home, tmp_path), "true")
     config = home / ".claude.json"
-    assert json.loads(config.read_text()) == {
-        "hasCompletedOnboarding": True,
+    assert json.loads(config.read_text()) == {  # sign-in mode: its own first start, login
         "projects": {str(home): {"hasTrustDialogAccepted": True}},
         "customApiKeyResponses": {"approved": [], "rejected": []},
     }
