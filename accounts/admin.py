@@ -12,21 +12,24 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.models import Group
-from django.http import HttpResponse, HttpResponseRedirect
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.html import format_html
 
-from accounts.choices import Role
+from accounts.choices import MemberStatus, Role
 from accounts.models import ApiToken, User, UserTag
 from accounts.services import (
     api_token_issue,
     api_token_revoke,
+    invitation_issue,
     member_invite,
     member_set_active,
     member_set_role,
     member_update,
 )
 from core.admin import GrantRevokeAdmin, ReadOnlyAdmin, ServiceAdmin, adopt
+from core.errors import ApplicationError
 
 # Authorisation is the member's role, not Django groups or per-object permissions.
 if admin.site.is_registered(Group):
@@ -75,10 +78,18 @@ class UserAdmin(ServiceAdmin):
     list_filter = ["role", "status", "is_active"]
     search_fields = ["email", "full_name"]
     ordering = ["email"]
-    readonly_fields = ["email", "status", "invited_at", "invited_by", "date_joined", "last_login"]
+    readonly_fields = [
+        "email",
+        "status",
+        "invitation",
+        "invited_at",
+        "invited_by",
+        "date_joined",
+        "last_login",
+    ]
     fieldsets = [
         (None, {"fields": ["email", "full_name"]}),
-        ("Access", {"fields": ["role", "is_active", "status"]}),
+        ("Access", {"fields": ["role", "is_active", "status", "invitation"]}),
         ("History", {"fields": ["invited_at", "invited_by", "date_joined", "last_login"]}),
     ]
     add_fieldsets = [
@@ -86,13 +97,15 @@ class UserAdmin(ServiceAdmin):
             None,
             {
                 "fields": ["email", "role"],
-                "description": "The member is invited (pending) and signs in with their "
-                "organisation account; no password is set here.",
+                "description": "The member gets an invitation e-mail with a one-time link "
+                "(valid for the organisation's invitation days) to sign in with the "
+                "organisation account or, where allowed, to choose a password; no "
+                "password is set here. Until then the member is pending.",
             },
         )
     ]
     inlines = [UserTagInline]
-    actions = ["promote", "demote", "suspend", "reactivate"]
+    actions = ["resend_invitation", "promote", "demote", "suspend", "reactivate"]
 
     def get_fieldsets(self, request, obj=None):
         return self.add_fieldsets if obj is None else self.fieldsets
@@ -118,6 +131,14 @@ class UserAdmin(ServiceAdmin):
                 email=form.cleaned_data["email"], role=form.cleaned_data["role"], actor=request.user
             )
             adopt(obj, invited)
+            if not invited.invitation_emailed:
+                self.message_user(
+                    request,
+                    f"The invitation e-mail to {invited.email} could not be sent (see the "
+                    "portal's log): use “Get a new invitation link” on the member's page "
+                    "and send it yourself.",
+                    messages.WARNING,
+                )
             return
         stored = User.objects.get(pk=obj.pk)
         member_update(
@@ -128,6 +149,98 @@ class UserAdmin(ServiceAdmin):
             is_active=form.cleaned_data.get("is_active"),
         )
         adopt(obj, stored)
+
+    @admin.display(description="Invitation")
+    def invitation(self, obj: User) -> str:
+        """For a pending member: where the invitation stands, and the two buttons."""
+        if obj.pk is None or obj.status != MemberStatus.PENDING:
+            return "Accepted" if obj.pk is not None else ""
+        latest = obj.invitations.order_by("-created_at").first()
+        if latest is None:
+            state = "No link yet."
+        else:
+            how = "e-mailed" if latest.emailed else "created"
+            state = f"Last link {how} {latest.created_at:%Y-%m-%d %H:%M}, valid until " + (
+                f"{latest.expires_at:%Y-%m-%d %H:%M} UTC."
+            )
+        url = reverse("admin:accounts_user_invitation", args=[obj.pk])
+        return format_html(
+            '<span class="invitation-state">{}</span><br>'
+            '<button type="submit" class="button" style="margin: 0.5rem 0.4rem 0 0" '
+            'name="invitation" value="resend" '
+            'formaction="{}" formnovalidate>Resend invitation</button> '
+            '<button type="submit" class="button" style="margin: 0.5rem 0 0" '
+            'name="invitation" value="link" '
+            'formaction="{}" formnovalidate>Get a new invitation link</button>',
+            state,
+            url,
+            url,
+        )
+
+    def get_urls(self):
+        extra = [
+            path(
+                "<path:object_id>/invitation/",
+                self.admin_site.admin_view(self.invitation_view),
+                name="accounts_user_invitation",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def invitation_view(self, request, object_id) -> HttpResponse:
+        """POST: e-mail a new invitation (``invitation=resend``) or show a new link once
+        (``invitation=link``, for the admin to copy); either replaces the previous link."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        user = self.get_object(request, object_id)
+        if user is None:
+            raise Http404("No such member.")
+        if not self.has_change_permission(request, user):
+            raise PermissionDenied
+        send = request.POST.get("invitation") != "link"
+        back = HttpResponseRedirect(reverse("admin:accounts_user_change", args=[user.pk]))
+        try:
+            _, url, emailed = invitation_issue(user=user, actor=request.user, send=send)
+        except ApplicationError as exc:
+            self.message_user(request, exc.detail, messages.ERROR)
+            return back
+        if not send:
+            self.message_user(
+                request,
+                format_html(
+                    "New invitation link for {} (earlier links no longer work). Copy it now, "
+                    "it will not be shown again: <code>{}</code>",
+                    user.email,
+                    url,
+                ),
+                messages.SUCCESS,
+            )
+        elif emailed:
+            self.message_user(request, f"Invitation e-mailed to {user.email}.", messages.SUCCESS)
+        else:
+            self.message_user(
+                request,
+                f"The e-mail to {user.email} could not be sent (see the portal's log): use "
+                "“Get a new invitation link” and send it yourself.",
+                messages.WARNING,
+            )
+        return back
+
+    @admin.action(description="Resend invitation e-mail", permissions=["change"])
+    def resend_invitation(self, request, queryset) -> None:
+        results = self.run_service(
+            request,
+            queryset,
+            lambda user: invitation_issue(user=user, actor=request.user),
+            done="Sent {count} invitation(s).",
+        )
+        failed = [user.email for user, (_, _, emailed) in results if not emailed]
+        if failed:
+            self.message_user(
+                request,
+                "Not e-mailed (see the portal's log): " + ", ".join(failed),
+                messages.WARNING,
+            )
 
     @admin.action(description="Promote to admin", permissions=["change"])
     def promote(self, request, queryset) -> None:
@@ -183,9 +296,9 @@ class ApiTokenIssueForm(forms.ModelForm):
 
     days = forms.IntegerField(
         min_value=1,
-        max_value=3650,
-        initial=settings.API_TOKEN_DEFAULT_DAYS,
-        help_text="Lifetime in days (1 to 3650).",
+        initial=min(settings.API_TOKEN_DEFAULT_DAYS, settings.API_TOKEN_MAX_DAYS),
+        help_text=f"Lifetime in days (1 to {settings.API_TOKEN_MAX_DAYS}, the organisation's "
+        "limit).",
     )
 
     class Meta:

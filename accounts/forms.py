@@ -4,12 +4,14 @@ profile and personal-secret forms."""
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 
 from accounts.models import MAX_SECRET_VALUE, User
-from accounts.services import login_wait
+from accounts.services import local_password_allowed, login_wait
 from core.client_ip import request_client_ip
 
 # One message for every wrong credential: it never tells whether the account exists.
@@ -34,6 +36,53 @@ class LoginForm(AuthenticationForm):
                 code="throttled",
             )
         return super().clean()
+
+    def confirm_login_allowed(self, user) -> None:
+        super().confirm_login_allowed(user)
+        if not local_password_allowed(user):
+            raise ValidationError(
+                "Your organisation signs you in with its single sign-on, not a password: "
+                "use “Sign in with your organisation account”.",
+                code="sso_only",
+            )
+
+
+class ApiTokenForm(forms.Form):
+    """A new personal API token: what it is for, and for how many days (capped by the
+    organisation's ``API_TOKEN_MAX_DAYS``)."""
+
+    name = forms.CharField(max_length=80, label="Name", help_text="What it is for, e.g. “CI”.")
+    days = forms.IntegerField(min_value=1, label="Valid for (days)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        cap = settings.API_TOKEN_MAX_DAYS
+        self.fields["days"].max_value = cap
+        self.fields["days"].validators.append(MaxValueValidator(cap))
+        self.fields["days"].widget.attrs["max"] = cap
+        self.fields["days"].initial = min(settings.API_TOKEN_DEFAULT_DAYS, cap)
+        self.fields["days"].help_text = f"At most {cap} days."
+
+
+class InvitationPasswordForm(forms.Form):
+    """An invited member's first password, typed twice (validated by the service)."""
+
+    password1 = forms.CharField(
+        label="Choose a password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password", "autofocus": True}),
+    )
+    password2 = forms.CharField(
+        label="Type it again",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password1") and data.get("password1") != data.get("password2"):
+            self.add_error("password2", "The two passwords differ.")
+        return data
 
 
 class ConsoleLoginForm(LoginForm, AdminAuthenticationForm):

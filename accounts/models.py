@@ -233,6 +233,46 @@ class ApiToken(models.Model):
             raise ValidationError({"expires_at": "The expiry must be in the future."})
 
 
+INVITATION_PREFIX = "inv_"
+
+
+class Invitation(models.Model):
+    """A one-time link that lets an invited (pending) member in: stored as a SHA-256 hash.
+
+    Usable once, until `expires_at`, unless a newer link superseded it (`revoked_at`) or
+    the member became active another way (single sign-on). The raw token (256 random
+    bits, so unguessable without a signature) is only ever in the e-mail and in the page
+    that shows a copied link once.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="invitations")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    emailed = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.user_id} ({self.created_at:%Y-%m-%d})"
+
+    @staticmethod
+    def generate() -> tuple[str, str]:
+        """A new raw token and its hash."""
+        raw = INVITATION_PREFIX + secrets.token_urlsafe(32)
+        return raw, hash_secret(raw)
+
+    @property
+    def is_open(self) -> bool:
+        return self.used_at is None and self.revoked_at is None
+
+
 MAX_BUILDER_SECRETS = 50
 MAX_SECRET_VALUE = 16 * 1024
 

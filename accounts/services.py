@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.access import member_access_end
@@ -17,6 +22,7 @@ from accounts.models import (
     MAX_SECRET_VALUE,
     ApiToken,
     BuilderSecret,
+    Invitation,
     User,
     UserTag,
     normalize_email,
@@ -25,7 +31,11 @@ from accounts.models import (
 from audit.choices import AuditOutcome
 from audit.services import audit_record
 from core import ratelimit
+from core.crypto import hash_secret
 from core.errors import ApplicationError
+from core.models import OrganizationSettings
+
+logger = logging.getLogger(__name__)
 
 # Sign-in protection (both password forms): failures are counted per account and per
 # client IP in a window that opens at the first failure; once either count reaches its
@@ -36,7 +46,19 @@ LOGIN_FAILURES_PER_IP = 20
 
 
 def member_invite(*, email: str, role: str = Role.USER, actor: User | None) -> User:
-    """Invite a member: a `pending` account without a password, until they first sign in."""
+    """Invite a member: a `pending` account without a password, until they first sign in,
+    and an invitation e-mail with a one-time link (`invitation_issue`).
+
+    The member exists even when the e-mail cannot be sent: `user.invitation_emailed` says
+    whether it was, and an admin can copy a new link instead.
+    """
+    user = _member_create(email=email, role=role, actor=actor)
+    _, _, emailed = invitation_issue(user=user, actor=actor)
+    user.invitation_emailed = emailed
+    return user
+
+
+def _member_create(*, email: str, role: str, actor: User | None) -> User:
     email = normalize_email(email)
     if User.objects.filter(email=email).exists():
         raise ApplicationError("This member already exists.", code="member_exists", status=409)
@@ -118,10 +140,157 @@ def member_set_active(*, user: User, active: bool, actor: User | None) -> User:
 
 
 def member_mark_active(*, user: User) -> None:
-    """A pending member signed in for the first time: they become `active`."""
+    """A pending member signed in for the first time: they become `active`, and any
+    invitation link still open stops working."""
     if user.status == MemberStatus.PENDING:
-        User.objects.filter(pk=user.pk).update(status=MemberStatus.ACTIVE)
+        with transaction.atomic():
+            User.objects.filter(pk=user.pk).update(status=MemberStatus.ACTIVE)
+            Invitation.objects.filter(user=user, used_at=None, revoked_at=None).update(
+                revoked_at=timezone.now()
+            )
         user.status = MemberStatus.ACTIVE
+
+
+# --- invitations ------------------------------------------------------------------------------
+
+
+def invitation_url(raw: str) -> str:
+    return settings.PORTAL_URL + reverse("invitation", args=[raw])
+
+
+def invitation_issue(
+    *, user: User, actor: User | None, send: bool = True
+) -> tuple[Invitation, str, bool]:
+    """A new one-time link for a pending member, replacing any earlier one; e-mailed
+    unless ``send`` is false (the console's "Copy invitation link").
+
+    Returns the invitation, its URL (the only place the raw token is) and whether the
+    e-mail went out. A failed e-mail is logged (never with the link) and audited; the
+    link stays valid. 409 ``member_not_pending`` unless the member is pending and active.
+    """
+    if user.status != MemberStatus.PENDING or not user.is_active:
+        raise ApplicationError(
+            "Only a pending member (invited, not yet signed in) has an invitation.",
+            code="member_not_pending",
+            status=409,
+        )
+    raw, digest = Invitation.generate()
+    now = timezone.now()
+    with transaction.atomic():
+        Invitation.objects.filter(user=user, used_at=None, revoked_at=None).update(revoked_at=now)
+        invitation = Invitation.objects.create(
+            user=user,
+            token_hash=digest,
+            created_by=actor if actor is not None and actor.is_authenticated else None,
+            expires_at=now + timedelta(days=settings.INVITATION_DAYS),
+        )
+    url = invitation_url(raw)
+    emailed = False
+    if send:
+        emailed = _invitation_send(user=user, url=url, expires_at=invitation.expires_at)
+        if emailed:
+            Invitation.objects.filter(pk=invitation.pk).update(emailed=True)
+            invitation.emailed = True
+    audit_record(
+        action="member.invitation_sent" if send else "member.invitation_link",
+        actor=actor,
+        target_type="user",
+        target_id=user.pk,
+        outcome=AuditOutcome.SUCCESS if emailed or not send else AuditOutcome.FAILURE,
+        details={
+            "email": user.email,
+            "expires_at": invitation.expires_at.isoformat(),
+            **({"emailed": emailed} if send else {}),
+        },
+    )
+    return invitation, url, emailed
+
+
+def _invitation_send(*, user: User, url: str, expires_at) -> bool:
+    name = OrganizationSettings.load().portal_name
+    context = {"name": name, "url": url, "email": user.email, "expires_at": expires_at}
+    try:
+        send_mail(
+            subject=f"You are invited to {name}",
+            message=render_to_string("registration/invitation_email.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[user.email],
+        )
+    except (OSError, ValueError) as exc:  # smtplib's errors are OSErrors
+        logger.warning("invitation e-mail to member %s not sent: %s", user.pk, type(exc).__name__)
+        return False
+    return True
+
+
+def invitation_find(raw: str) -> Invitation:
+    """The open invitation of a link, or 404 ``invitation_invalid`` / 410
+    ``invitation_used`` / ``invitation_expired``."""
+    invitation = (
+        Invitation.objects.select_related("user").filter(token_hash=hash_secret(raw)).first()
+        if raw.startswith("inv_")
+        else None
+    )
+    if invitation is None or not invitation.user.is_active:
+        raise ApplicationError(
+            "This invitation link is not valid.", code="invitation_invalid", status=404
+        )
+    if not invitation.is_open or invitation.user.status != MemberStatus.PENDING:
+        raise ApplicationError(
+            "This invitation link was already used or replaced by a newer one.",
+            code="invitation_used",
+            status=410,
+        )
+    if invitation.expires_at <= timezone.now():
+        raise ApplicationError(
+            "This invitation link has expired.", code="invitation_expired", status=410
+        )
+    return invitation
+
+
+def local_password_allowed(user: User) -> bool:
+    """Whether ``user`` may sign in with a password: admins always (the break-glass
+    account), builders unless the organisation turned local passwords off."""
+    return user.role == Role.ADMIN or settings.LOCAL_PASSWORDS_FOR_BUILDERS
+
+
+def invitation_accept(*, raw: str, password: str, ip: str | None) -> User:
+    """Redeem a link by setting a password: once, atomically (two tabs submitting the
+    same link: one wins, the other gets 410). The member becomes active."""
+    with transaction.atomic():
+        invitation = invitation_find(raw)
+        user = invitation.user
+        if not local_password_allowed(user):
+            raise ApplicationError(
+                "Your organisation signs you in with its single sign-on, not a password.",
+                code="local_password_disabled",
+                status=403,
+            )
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:
+            raise ApplicationError(
+                " ".join(exc.messages), code="invalid", extra={"errors": {"password": exc.messages}}
+            ) from exc
+        now = timezone.now()
+        won = Invitation.objects.filter(
+            pk=invitation.pk, used_at=None, revoked_at=None, expires_at__gt=now
+        ).update(used_at=now)
+        if not won:
+            raise ApplicationError(
+                "This invitation link was already used.", code="invitation_used", status=410
+            )
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        member_mark_active(user=user)
+        audit_record(
+            action="member.invitation_accepted",
+            actor=user,
+            target_type="user",
+            target_id=user.pk,
+            ip=ip,
+            details={"email": user.email},
+        )
+    return user
 
 
 def _login_account_key(email: str) -> str:
@@ -210,9 +379,13 @@ def api_token_issue(
     *, user: User, name: str, days: int | None = None, actor: User | None = None
 ) -> tuple[ApiToken, str]:
     """Create a personal API token; return it with the raw value, which is never shown again."""
-    days = settings.API_TOKEN_DEFAULT_DAYS if days is None else days
-    if not 1 <= days <= 3650:
-        raise ApplicationError("Token lifetime must be 1 to 3650 days.", code="invalid_expiry")
+    cap = settings.API_TOKEN_MAX_DAYS
+    days = min(settings.API_TOKEN_DEFAULT_DAYS, cap) if days is None else days
+    if not 1 <= days <= cap:
+        raise ApplicationError(
+            f"Token lifetime must be 1 to {cap} days (the organisation's limit).",
+            code="invalid_expiry",
+        )
     raw, prefix, digest = ApiToken.generate()
     token = ApiToken(
         user=user,

@@ -226,6 +226,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
+# The organisation's cap on a personal API token's lifetime (days).
+API_TOKEN_MAX_DAYS = env.int("API_TOKEN_MAX_DAYS", default=365)
+# false: only admins (a break-glass admin included) may sign in with a password; builders
+# use single sign-on (docs/sso.md).
+LOCAL_PASSWORDS_FOR_BUILDERS = env.bool("LOCAL_PASSWORDS_FOR_BUILDERS", default=True)
+# Days an invitation link stays usable (single-use; a new link replaces the previous one).
+INVITATION_DAYS = env.int("INVITATION_DAYS", default=7)
+
+# --- E-mail (invitations) --------------------------------------------------------------------
+# EMAIL_URL: smtp://user:password@host:587 (or submission:// for STARTTLS on 587, smtps://
+# for TLS); default: printed on the portal's console.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"Enclave <noreply@{_portal_host}>")
 
 # --- API -----------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""API authentication: personal API tokens (`Authorization: Token enc_…`)."""
+"""API authentication: personal API tokens (`Authorization: Token enc_…`, or
+`Bearer enc_…`; other bearer tokens are the identity provider's, `accounts.api.bearer`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from accounts.models import ApiToken
+from accounts.models import API_TOKEN_PREFIX, ApiToken
 from core.crypto import hash_secret
 
 # Do not write `last_used_at` on every request: once a minute per token is plenty.
@@ -16,7 +17,8 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
-    """Accepts `Authorization: Token <personal API token>`; looks the token up by hash.
+    """Accepts `Authorization: Token <personal API token>` (or `Bearer` with one: tools
+    that only know bearer tokens); looks the token up by hash.
 
     Expired, revoked or unknown tokens and inactive members fail with 401; the token
     itself is never logged or echoed.
@@ -26,7 +28,15 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower() != self.keyword.lower().encode():
+        if not header:
+            return None
+        scheme = header[0].lower()
+        personal_bearer = (
+            scheme == b"bearer"
+            and len(header) == 2
+            and header[1].startswith(API_TOKEN_PREFIX.encode())
+        )
+        if scheme != self.keyword.lower().encode() and not personal_bearer:
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Malformed Token header.")

@@ -33,7 +33,9 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 
 class ApiTokenIssueSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=80)
-    days = serializers.IntegerField(min_value=1, max_value=3650, required=False)
+    days = serializers.IntegerField(
+        min_value=1, required=False, help_text="At most the organisation's API_TOKEN_MAX_DAYS."
+    )
 
 
 class ApiTokenIssuedSerializer(ApiTokenSerializer):
@@ -63,6 +65,31 @@ class MemberSerializer(serializers.ModelSerializer):
 class MemberInviteSerializer(serializers.Serializer):
     email = serializers.EmailField()
     role = serializers.ChoiceField(choices=Role.choices, default=Role.USER)
+
+
+class MemberInvitedSerializer(MemberSerializer):
+    invitation_emailed = serializers.BooleanField(
+        read_only=True, help_text="False: the e-mail could not be sent; get a link instead."
+    )
+
+    class Meta(MemberSerializer.Meta):
+        fields = [*MemberSerializer.Meta.fields, "invitation_emailed"]
+        read_only_fields = fields
+
+
+class InvitationRequestSerializer(serializers.Serializer):
+    send = serializers.BooleanField(
+        default=True,
+        help_text="true: e-mail a new link; false: return a new link (url) to pass on.",
+    )
+
+
+class InvitationSerializer(serializers.Serializer):
+    expires_at = serializers.DateTimeField()
+    emailed = serializers.BooleanField()
+    url = serializers.CharField(
+        required=False, help_text="Only with send=false: the one-time link, shown once."
+    )
 
 
 class MemberUpdateSerializer(serializers.Serializer):

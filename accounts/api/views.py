@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,6 +17,9 @@ from accounts.api.serializers import (
     ApiTokenSerializer,
     BuilderSecretSerializer,
     BuilderSecretWriteSerializer,
+    InvitationRequestSerializer,
+    InvitationSerializer,
+    MemberInvitedSerializer,
     MemberInviteSerializer,
     MemberSerializer,
     MemberUpdateSerializer,
@@ -109,12 +113,30 @@ class MemberViewSet(
             role=params.get("role"), status=params.get("status"), q=params.get("q")
         )
 
-    @extend_schema(request=MemberInviteSerializer, responses={201: MemberSerializer})
+    @extend_schema(request=MemberInviteSerializer, responses={201: MemberInvitedSerializer})
     def create(self, request):
+        """Invite: the member is created pending and e-mailed a one-time link."""
         params = MemberInviteSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         member = services.member_invite(**params.validated_data, actor=request.user)
-        return Response(MemberSerializer(member).data, status=status.HTTP_201_CREATED)
+        return Response(MemberInvitedSerializer(member).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=InvitationRequestSerializer, responses={201: InvitationSerializer})
+    @action(detail=True, methods=["post"])
+    def invitation(self, request, pk=None):
+        """A new one-time link for a pending member (earlier links stop working): e-mailed,
+        or returned once as ``url`` with ``send: false``. 409 ``member_not_pending``."""
+        member = self.get_object()
+        params = InvitationRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        send = params.validated_data["send"]
+        invitation, url, emailed = services.invitation_issue(
+            user=member, actor=request.user, send=send
+        )
+        body = {"expires_at": invitation.expires_at, "emailed": emailed}
+        if not send:
+            body["url"] = url
+        return Response(InvitationSerializer(body).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=MemberUpdateSerializer, responses=MemberSerializer)
     def partial_update(self, request, pk=None):

@@ -160,3 +160,39 @@ def test_the_account_page_saves_profile_and_secrets_and_never_shows_a_value(clie
     )
     assert "GITHUB_TOKEN deleted" in cleared.content.decode()
     assert not BuilderSecret.objects.filter(user=member).exists()
+
+
+def test_the_account_page_creates_shows_once_and_revokes_api_tokens(client, member, settings):
+    from accounts.models import ApiToken
+    from core.crypto import hash_secret
+
+    settings.API_TOKEN_MAX_DAYS = 30
+    client.force_login(member)
+    page = client.get("/account/").content.decode()
+    assert "API tokens" in page and 'max="30"' in page
+    too_long = client.post("/account/", {"action": "token_create", "name": "CI", "days": "31"})
+    assert too_long.status_code == 400 and not ApiToken.objects.exists()
+    created = client.post(
+        "/account/", {"action": "token_create", "name": "CI", "days": "30"}, follow=True
+    )
+    text = created.content.decode()
+    raw = text.split('<code class="new-token">', 1)[1].split("</code>", 1)[0]
+    token = ApiToken.objects.get(user=member)
+    assert token.token_hash == hash_secret(raw) and token.name == "CI"
+    assert raw not in client.get("/account/").content.decode()  # shown once
+    api = client.__class__()
+    assert api.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
+
+    other = UserFactory()
+    foreign = other.api_tokens.create(
+        name="theirs", prefix="enc_x", token_hash="0" * 64, expires_at=token.expires_at
+    )
+    client.post("/account/", {"action": "token_revoke", "token": str(foreign.pk)})
+    client.post("/account/", {"action": "token_revoke", "token": "not-a-number"})
+    foreign.refresh_from_db()
+    assert foreign.revoked_at is None  # never another member's token
+    revoked = client.post(
+        "/account/", {"action": "token_revoke", "token": str(token.pk)}, follow=True
+    )
+    assert "revoked" in revoked.content.decode()
+    assert api.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 401

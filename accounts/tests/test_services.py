@@ -258,5 +258,21 @@ def test_services_keep_the_audit_chain_intact(admin_member, member):
     member_invite(email="a@example.com", actor=admin_member)
     member_set_role(user=member, role=Role.ADMIN, actor=admin_member)
     api_token_issue(user=member, name="x")
-    assert AuditEvent.objects.count() == 3
+    assert AuditEvent.objects.count() == 4  # the invitation e-mail is audited too
     assert audit_verify_chain() is None
+
+
+def test_a_personal_token_also_works_as_a_bearer_token(member):
+    _, raw = api_token_issue(user=member, name="ci")
+    user, _ = ApiTokenAuthentication().authenticate(request_with(f"Bearer {raw}"))
+    assert user == member
+
+
+def test_token_lifetime_is_capped_by_the_organisation(member, settings):
+    settings.API_TOKEN_MAX_DAYS = 30
+    settings.API_TOKEN_DEFAULT_DAYS = 90
+    token, _ = api_token_issue(user=member, name="default")
+    assert 29 < (token.expires_at - timezone.now()).days + 1 <= 30  # the default, capped
+    with pytest.raises(ApplicationError) as refused:
+        api_token_issue(user=member, name="long", days=31)
+    assert refused.value.code == "invalid_expiry"
