@@ -126,11 +126,18 @@ def validate_data_sources(value: object) -> None:
 
 
 def validate_naming_template(value: str) -> None:
-    """Only the placeholders {user} {blueprint} {random} {name}, and at least one."""
+    """Only the placeholders {user} {blueprint} {random} {name}, bare (no format spec such
+    as ``{random:>30000000}``, no conversion such as ``{name!r}``), and at least one."""
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+        parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(value)]
     except ValueError as exc:
         raise ValidationError(f"Naming template is malformed: {exc}.") from exc
+    fields = [f for f, _, _ in parsed if f is not None]
+    if any(spec or conv for f, spec, conv in parsed if f is not None):
+        raise ValidationError(
+            "Placeholders take no format spec or conversion: write {random}, not "
+            "{random:>8} or {random!r}."
+        )
     unknown = set(fields) - NAMING_PLACEHOLDERS
     if unknown:
         raise ValidationError(

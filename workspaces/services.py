@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import string
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -94,15 +95,31 @@ def _user_launch_lock(owner_email: str) -> Iterator[None]:
 
 
 def render_name(template: str, *, user, blueprint: Blueprint, name: str) -> str:
-    """Apply a blueprint's naming template ({user} {blueprint} {random} {name})."""
+    """Apply a blueprint's naming template ({user} {blueprint} {random} {name}).
+
+    Placeholders are substituted as they are, never through ``str.format``: a format spec
+    or conversion (refused by the blueprint's validation, but perhaps stored before it)
+    is ignored, so no template can build a huge string or reach an attribute.
+    """
     local_part = re.sub(r"[^a-z0-9]+", "-", user.email.split("@", 1)[0].lower()).strip("-")
-    rendered = template.format(
-        user=local_part or "user",
-        blueprint=blueprint.key,
-        random=secrets.token_hex(2),
-        name=name or blueprint.key,
-    )
-    return rendered[:MAX_NAME]
+    values = {
+        "user": local_part or "user",
+        "blueprint": blueprint.key,
+        "random": secrets.token_hex(2),
+        "name": name or blueprint.key,
+    }
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError:
+        parsed = [("", "user", "", None), ("-", "blueprint", "", None), ("-", "random", "", None)]
+    parts: list[str] = []
+    for literal, field, _spec, _conversion in parsed:
+        parts.append(literal)
+        if field is not None:
+            parts.append(values.get(field, ""))
+        if sum(map(len, parts)) > MAX_NAME:
+            break
+    return "".join(parts)[:MAX_NAME]
 
 
 def display_name(blueprint: Blueprint, *, user, name: str) -> str:

@@ -59,6 +59,8 @@ def test_duplicate_blueprint_key_is_refused():
         ("naming_template", "{}", "Unknown placeholder(s)"),
         ("naming_template", "static-name", "at least one placeholder"),
         ("naming_template", "{user", "malformed"),
+        ("naming_template", "{user}-{random:>30000000}", "no format spec or conversion"),
+        ("naming_template", "{name!r}", "no format spec or conversion"),
         ("layout_tabs", [{"kind": "browser"}], "Each tab needs a kind"),
         ("layout_tabs", [{"kind": "command", "title": "Run"}], "needs its command"),
         ("layout_tabs", [{"kind": "terminal", "title": "x" * 41}], "at most 40"),

@@ -144,3 +144,11 @@ def test_an_exact_name_skips_the_naming_template(control_plane, blueprint, membe
         actor=member, blueprint_key=blueprint.key, name="builder-shop", exact_name=True
     )
     assert templated.name == "builder-shop" and exact.name == "builder-shop"
+
+
+@pytest.mark.parametrize(
+    "template", ["{random:>30000000}", "{name!r}", "{user.__class__}", "{user[0]}"]
+)
+def test_render_name_never_formats_a_spec_a_conversion_or_an_attribute(shop, member, template):
+    name = render_name(template, user=member, blueprint=shop, name="")
+    assert len(name) <= 60 and "class" not in name and "'" not in name
