@@ -33,7 +33,7 @@ from audit.choices import AuditOutcome
 from audit.services import audit_record
 from blueprints.choices import TabKind
 from blueprints.models import Blueprint
-from blueprints.selectors import blueprint_for_launch
+from blueprints.selectors import blueprint_for_launch, coming_soon_for
 from clusters.models import Cluster
 from core import ratelimit
 from core.crypto import hash_secret
@@ -172,19 +172,21 @@ def workspace_launch(
     is already final (the launch dialog shows the templated default and sends back what
     the member kept or typed).
 
-    Refuses with: 400 (unknown blueprint, bad name), 403 `blueprint_forbidden` (ACL or
-    state), 429 `rate_limited` (launches per minute), 409 `workspace_limit_reached`
+    Refuses with: 400 (unknown blueprint — also one the member may not see, so keys
+    cannot be enumerated — or a bad name), 403 `blueprint_forbidden` (a "coming soon"
+    blueprint the member sees but may not launch yet), 429 `rate_limited` (launches per minute), 409 `workspace_limit_reached`
     (running workspaces), 503 `cluster_unavailable`. Launches and ACL/limit refusals
     are audited.
     """
     name = _clean_name(name)
     blueprint = Blueprint.objects.select_related("cluster").filter(key=blueprint_key).first()
+    unknown = ApplicationError(
+        "Invalid input.",
+        code="invalid",
+        extra={"errors": {"blueprint": ["Unknown blueprint."]}},
+    )
     if blueprint is None:
-        raise ApplicationError(
-            "Invalid input.",
-            code="invalid",
-            extra={"errors": {"blueprint": ["Unknown blueprint."]}},
-        )
+        raise unknown
 
     def denied(reason: str) -> None:
         _audit(
@@ -198,6 +200,9 @@ def workspace_launch(
         )
 
     if blueprint_for_launch(actor, blueprint_key) is None:
+        if not coming_soon_for(actor).filter(key=blueprint_key).exists():
+            denied("blueprint_hidden")  # answered exactly like an unknown key
+            raise unknown
         denied("blueprint_forbidden")
         raise ApplicationError(
             "You may not launch this blueprint.", code="blueprint_forbidden", status=403

@@ -389,13 +389,15 @@ def test_launch_refused_by_the_access_rules_is_audited(member_api, control_plane
     AccessRuleFactory(blueprint=blueprint, kind=AccessRuleKind.EMAIL, value="boss@example.com")
 
     response = launch(member_api)
+    unknown = member_api.post("/api/v1/workspaces", {"blueprint": "no-such"}, format="json")
 
-    assert response.status_code == 403
-    assert response.json()["code"] == "blueprint_forbidden"
+    # Answered exactly like an unknown key: blueprint keys cannot be enumerated.
+    assert response.status_code == unknown.status_code == 400
+    assert response.json() == unknown.json()
     assert control_plane.call_count("create") == 0
     (event,) = audits("workspace.launch")
     assert event.outcome == AuditOutcome.DENIED
-    assert event.details["reason"] == "blueprint_forbidden"
+    assert event.details["reason"] == "blueprint_hidden"
 
 
 def test_launch_admitted_by_an_email_rule(member_api, blueprint):
@@ -404,14 +406,14 @@ def test_launch_admitted_by_an_email_rule(member_api, blueprint):
     assert launch(member_api).status_code == 201
 
 
-def test_launch_of_a_disabled_blueprint_is_forbidden(member_api, control_plane, blueprint):
+def test_launch_of_a_disabled_blueprint_is_an_unknown_one(member_api, control_plane, blueprint):
     blueprint.state = BlueprintState.DISABLED
     blueprint.save()
 
     response = launch(member_api)
 
-    assert response.status_code == 403
-    assert response.json()["code"] == "blueprint_forbidden"
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"blueprint": ["Unknown blueprint."]}
     assert control_plane.call_count("create") == 0
 
 
