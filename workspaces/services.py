@@ -174,9 +174,9 @@ def workspace_launch(
 
     Refuses with: 400 (unknown blueprint — also one the member may not see, so keys
     cannot be enumerated — or a bad name), 403 `blueprint_forbidden` (a "coming soon"
-    blueprint the member sees but may not launch yet), 429 `rate_limited` (launches per minute), 409 `workspace_limit_reached`
-    (running workspaces), 503 `cluster_unavailable`. Launches and ACL/limit refusals
-    are audited.
+    blueprint the member sees but may not launch yet), 429 `rate_limited` (launches per
+    minute), 409 `workspace_limit_reached` (running workspaces), 503
+    `cluster_unavailable`. Launches and ACL/limit refusals are audited.
     """
     name = _clean_name(name)
     blueprint = Blueprint.objects.select_related("cluster").filter(key=blueprint_key).first()
