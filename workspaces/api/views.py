@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -122,6 +123,20 @@ class MeViewSet(viewsets.ViewSet):
         return Response(MeSerializer(data).data)
 
 
+class _ObjectListSchema(AutoSchema):
+    """The listing answers one object (``{"results", "unreachable_clusters"}``), not the
+    array drf-spectacular assumes for a ``list`` action."""
+
+    def _is_list_view(self, serializer=None) -> bool:
+        return False
+
+    def get_operation_id(self) -> str:
+        operation_id = super().get_operation_id()
+        if getattr(self.view, "action", None) == "list":
+            return operation_id.removesuffix("_retrieve") + "_list"
+        return operation_id
+
+
 class _LifecycleViewSet(viewsets.ViewSet):
     """Detail, delete and lifecycle verbs shared by the builder and admin viewsets.
 
@@ -130,6 +145,7 @@ class _LifecycleViewSet(viewsets.ViewSet):
     """
 
     lookup_value_regex = WORKSPACE_ID
+    schema = _ObjectListSchema()
 
     def _operate(self, request: Request, pk: str, operation) -> Response:
         workspace, cluster = self._resolve(request, pk)
