@@ -18,6 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit.choices import AuditOutcome
+from audit.context import current_ip
 from audit.models import AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ def audit_record(
     secret.
     """
     details = json.loads(json.dumps(details or {}, default=str))
+    if ip is None:
+        ip = current_ip()  # the request's client, e.g. the admin making a change
     # Hash the address as the column stores it (IPv6 is canonicalised on save).
     ip = AuditEvent._meta.get_field("ip").get_prep_value(ip) or None
     actor_id = actor.pk if actor is not None and actor.is_authenticated else None

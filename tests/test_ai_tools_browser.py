@@ -188,9 +188,7 @@ def test_chat_and_claude_code_talk_to_the_provider_from_the_workspace_only(
     page.keyboard.press("Enter")
     expect(rows).to_contain_text("ANSWER-CANARY", timeout=60_000)
     browser.screenshot(page, "ai-claude-tab")
-    assert any(
-        "from the tab" in json.dumps(r["body"]) for r in _records(home, "anthropic.jsonl")
-    )
+    assert any("from the tab" in json.dumps(r["body"]) for r in _records(home, "anthropic.jsonl"))
     context.close()
 
     # Nothing of the conversation, and no key, ever reached the portal.

@@ -1,0 +1,18 @@
+"""Request middleware of the portal's own."""
+
+from __future__ import annotations
+
+from audit.context import request_ip
+from core.client_ip import request_client_ip
+
+
+class AuditContextMiddleware:
+    """Binds the client IP (as `core.client_ip` resolves it, trusted proxies included) for
+    the audit entries the request writes without naming one."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        with request_ip(request_client_ip(request)):
+            return self.get_response(request)
