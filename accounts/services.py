@@ -52,13 +52,15 @@ def member_invite(*, email: str, role: str = Role.USER, actor: User | None) -> U
     The member exists even when the e-mail cannot be sent: `user.invitation_emailed` says
     whether it was, and an admin can copy a new link instead.
     """
-    user = _member_create(email=email, role=role, actor=actor)
+    user = member_create(email=email, role=role, actor=actor)
     _, _, emailed = invitation_issue(user=user, actor=actor)
     user.invitation_emailed = emailed
     return user
 
 
-def _member_create(*, email: str, role: str, actor: User | None) -> User:
+def member_create(*, email: str, role: str, actor: User | None) -> User:
+    """A `pending` member without a password and without an invitation e-mail (self-sign-up
+    through single sign-on, which makes them active at once); audited as an invitation."""
     email = normalize_email(email)
     if User.objects.filter(email=email).exists():
         raise ApplicationError("This member already exists.", code="member_exists", status=409)

@@ -75,12 +75,6 @@ class ConsoleLoginView(_ProtectedLoginView):
     via = "console"
 
 
-class LogoutView(auth_views.LogoutView):
-    """POST-only sign-out, back to the sign-in page."""
-
-    next_page = "login"
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def account(request: HttpRequest) -> HttpResponse:

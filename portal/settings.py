@@ -160,6 +160,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "core.context_processors.organization",
+                "accounts.oidc.sso_context",
             ],
         },
     },
@@ -217,7 +218,9 @@ else:
 
 # --- authentication ------------------------------------------------------------------------
 
-AUTHENTICATION_BACKENDS = ["accounts.backends.EmailBackend"]
+# The password backend first: harness and tooling sessions name it. The OIDC backend only
+# answers the /oidc/callback/ request, and only when SSO is configured.
+AUTHENTICATION_BACKENDS = ["accounts.backends.EmailBackend", "accounts.oidc.PortalOIDCBackend"]
 # One-time values (new tokens) shown in admin messages stay server-side, never in a cookie.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 AUTH_PASSWORD_VALIDATORS = [
@@ -227,11 +230,46 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
+
+# --- OIDC single sign-on (docs/sso.md) -----------------------------------------------------
+
+# SSO is on when both the issuer and the client id are set. The issuer's discovery document
+# (<issuer>/.well-known/openid-configuration) is fetched on first use and cached; so is its
+# JWKS (refreshed once when a token names an unknown `kid`).
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="")
+OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+OIDC_ENABLED = bool(OIDC_ISSUER and OIDC_CLIENT_ID)
+OIDC_SCOPES = env.str("OIDC_SCOPES", default="openid email profile")
+# A claim (e.g. "groups") and the value in it (e.g. "enclave-admins") that make a member an
+# admin; applied at each SSO sign-in (without it, a member's role is the portal's own).
+OIDC_ADMIN_CLAIM = env.str("OIDC_ADMIN_CLAIM", default="")
+OIDC_ADMIN_VALUE = env.str("OIDC_ADMIN_VALUE", default="")
+# The claim that vouches for the e-mail address (Entra ID: "xms_edov"); sign-in needs it true.
+OIDC_EMAIL_VERIFIED_CLAIM = env.str("OIDC_EMAIL_VERIFIED_CLAIM", default="email_verified")
+# E-mail domains allowed to sign in with SSO (empty: any the provider vouches for).
+OIDC_ALLOWED_DOMAINS = [d.lower().lstrip("@") for d in env.list("OIDC_ALLOWED_DOMAINS", default=[])]
+# The `aud` that API bearer tokens (the provider's JWT access tokens) must carry.
+OIDC_AUDIENCE = env.str("OIDC_AUDIENCE", default="") or OIDC_CLIENT_ID
+# Seconds before a call to the provider (discovery, JWKS, token, userinfo) gives up.
+OIDC_TIMEOUT = env.float("OIDC_TIMEOUT", default=3.0)
+# false: only invited members sign in; true: an unknown, verified e-mail becomes a builder.
+SELF_SIGNUP = env.bool("SELF_SIGNUP", default=False)
+# false: only admins (the break-glass admin included) may use the password form
+# (accounts.services.local_password_allowed).
+LOCAL_PASSWORDS_FOR_BUILDERS = env.bool("LOCAL_PASSWORDS_FOR_BUILDERS", default=True)
+
+# mozilla-django-oidc's own settings, from the ones above. accounts.oidc takes the client,
+# the endpoints (discovery) and the accepted algorithms (RS256, ES256) from its own.
+OIDC_RP_SCOPES = OIDC_SCOPES
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_USE_NONCE = True
+OIDC_STORE_ID_TOKEN = True  # the `id_token_hint` of the provider's sign-out
+OIDC_OP_LOGOUT_URL_METHOD = "accounts.oidc.provider_logout_url"
+LOGOUT_REDIRECT_URL = "login"
 # The organisation's cap on a personal API token's lifetime (days).
 API_TOKEN_MAX_DAYS = env.int("API_TOKEN_MAX_DAYS", default=365)
-# false: only admins (a break-glass admin included) may sign in with a password; builders
-# use single sign-on (docs/sso.md).
-LOCAL_PASSWORDS_FOR_BUILDERS = env.bool("LOCAL_PASSWORDS_FOR_BUILDERS", default=True)
 # Days an invitation link stays usable (single-use; a new link replaces the previous one).
 INVITATION_DAYS = env.int("INVITATION_DAYS", default=7)
 
@@ -246,6 +284,7 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"Enclave <noreply@{_
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.api.authentication.ApiTokenAuthentication",
+        "accounts.api.bearer.OIDCBearerAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.IsActiveMember"],

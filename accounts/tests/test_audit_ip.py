@@ -1,4 +1,5 @@
-"""Audit entries written while serving a request carry its client IP by themselves."""
+"""Audit entries written while serving a request carry its client IP by themselves
+(`audit.context`, bound by `core.middleware.AuditContextMiddleware`)."""
 
 import pytest
 
