@@ -25,6 +25,18 @@ def user_tag_search(*, owner_email: str | None = None) -> QuerySet[UserTag]:
     return tags
 
 
+def orphaned_emails(emails) -> set[str]:
+    """Those of ``emails`` (normalised) that belong to no active member: the owner was
+    suspended or is gone. Their workspaces keep running; admins see them as orphaned."""
+    wanted = {e.strip().lower() for e in emails if e}
+    if not wanted:
+        return set()
+    active = set(
+        User.objects.filter(email__in=wanted, is_active=True).values_list("email", flat=True)
+    )
+    return wanted - {e.lower() for e in active}
+
+
 def api_tokens_for(user: User) -> QuerySet[ApiToken]:
     """`user`'s own API tokens (revoked and expired included), newest first."""
     return ApiToken.objects.filter(user=user).order_by("-created_at")

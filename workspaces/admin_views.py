@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
+from accounts.selectors import orphaned_emails
 from agent.protocol import STATUSES
 from clusters.models import Cluster
 from clusters.selectors import clusters_not_isolated
@@ -34,12 +35,15 @@ ACTIONS = {
 
 @require_http_methods(["GET", "POST"])
 def workspaces_console(request: HttpRequest, site) -> HttpResponse:
-    """List (filters: status, cluster, owner) and act on any workspace."""
+    """List (filters: status, cluster, owner, orphaned) and act on any workspace. A
+    workspace whose owner is no longer an active member (suspended or gone) keeps running
+    and is flagged "Orphaned"."""
     if request.method == "POST":
         return _act(request)
     status = request.GET.get("status", "")
     cluster = request.GET.get("cluster", "")
     owner = request.GET.get("owner", "").strip().lower()
+    only_orphaned = request.GET.get("orphaned") == "1"
     try:
         listing = workspace_search(status=status, cluster=cluster, owner=owner)
     except ApplicationError as exc:
@@ -47,6 +51,9 @@ def workspaces_console(request: HttpRequest, site) -> HttpResponse:
         workspaces, unreachable = [], []
     else:
         workspaces, unreachable = listing.workspaces, listing.unreachable
+    orphaned = orphaned_emails({w.owner_email for w in workspaces})
+    if only_orphaned:
+        workspaces = [w for w in workspaces if w.owner_email.lower() in orphaned]
     context = {
         **site.each_context(request),
         "title": "Workspaces",
@@ -55,7 +62,13 @@ def workspaces_console(request: HttpRequest, site) -> HttpResponse:
         "statuses": STATUSES,
         "clusters": list(Cluster.objects.values_list("name", flat=True)),
         "not_isolated": clusters_not_isolated(),
-        "filters": {"status": status, "cluster": cluster, "owner": owner},
+        "filters": {
+            "status": status,
+            "cluster": cluster,
+            "owner": owner,
+            "orphaned": only_orphaned,
+        },
+        "orphaned": orphaned,
         "actions": list(ACTIONS),
     }
     return TemplateResponse(request, "admin/workspaces/console.html", context)

@@ -46,6 +46,23 @@ class WorkspaceSerializer(serializers.Serializer):
         }
 
 
+class AdminWorkspaceSerializer(WorkspaceSerializer):
+    """An admin's view of a workspace: also whether its owner is no longer an active
+    member (suspended or gone) — the workspace keeps running, orphaned."""
+
+    orphaned = serializers.BooleanField()
+
+    def to_representation(self, instance) -> dict:
+        data = super().to_representation(instance)
+        data["orphaned"] = instance.owner_email.lower() in self.context.get("orphaned", ())
+        return data
+
+
+class AdminWorkspaceListSerializer(serializers.Serializer):
+    results = AdminWorkspaceSerializer(many=True)
+    unreachable_clusters = serializers.ListField(child=serializers.CharField())
+
+
 class WorkspaceListSerializer(serializers.Serializer):
     results = WorkspaceSerializer(many=True)
     unreachable_clusters = serializers.ListField(child=serializers.CharField())

@@ -14,7 +14,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.selectors import user_tags_for
+from accounts.selectors import orphaned_emails, user_tags_for
 from agent.protocol import FILE_TOO_LARGE, TOO_LARGE
 from core.api.permissions import IsAdmin
 from core.client_ip import request_client_ip
@@ -22,6 +22,8 @@ from core.models import OrganizationSettings
 from workspaces import files as workspace_files
 from workspaces import links, services
 from workspaces.api.serializers import (
+    AdminWorkspaceListSerializer,
+    AdminWorkspaceSerializer,
     DirectoryListingSerializer,
     FileContentSerializer,
     FileDeleteQuerySerializer,
@@ -53,17 +55,29 @@ from workspaces.selectors import (
 WORKSPACE_ID = r"[A-Za-z0-9_.-]{1,100}"
 
 
-def _listing(discovery, request: Request | None = None) -> dict:
-    workspaces = discovery.workspaces
-    if request is not None:
-        for param, attr in (("status", "status"), ("cluster", "cluster"), ("owner", "owner_email")):
-            wanted = request.query_params.get(param)
-            if wanted:
-                workspaces = [w for w in workspaces if getattr(w, attr).lower() == wanted.lower()]
+def _listing(discovery) -> dict:
     return {
-        "results": WorkspaceSerializer(workspaces, many=True).data,
+        "results": WorkspaceSerializer(discovery.workspaces, many=True).data,
         "unreachable_clusters": discovery.unreachable,
     }
+
+
+def _admin_listing(discovery, request: Request) -> dict:
+    """Every workspace, filtered by exact ``status``, ``cluster``, ``owner`` and by
+    ``orphaned`` (true: only those whose owner is no longer an active member)."""
+    workspaces = discovery.workspaces
+    for param, attr in (("status", "status"), ("cluster", "cluster"), ("owner", "owner_email")):
+        wanted = request.query_params.get(param)
+        if wanted:
+            workspaces = [w for w in workspaces if getattr(w, attr).lower() == wanted.lower()]
+    orphaned = orphaned_emails({w.owner_email for w in workspaces})
+    only = request.query_params.get("orphaned", "").lower()
+    if only in ("true", "1"):
+        workspaces = [w for w in workspaces if w.owner_email.lower() in orphaned]
+    elif only in ("false", "0"):
+        workspaces = [w for w in workspaces if w.owner_email.lower() not in orphaned]
+    serializer = AdminWorkspaceSerializer(workspaces, many=True, context={"orphaned": orphaned})
+    return {"results": serializer.data, "unreachable_clusters": discovery.unreachable}
 
 
 def _valid(serializer_class, data) -> dict:
@@ -394,11 +408,14 @@ class AdminWorkspaceViewSet(_LifecycleViewSet):
             OpenApiParameter("status", str),
             OpenApiParameter("cluster", str),
             OpenApiParameter("owner", str),
+            OpenApiParameter(
+                "orphaned", bool, description="Only (true) or no (false) orphaned workspaces."
+            ),
         ],
-        responses=WorkspaceListSerializer,
+        responses=AdminWorkspaceListSerializer,
     )
     def list(self, request: Request) -> Response:
-        return Response(_listing(discover(), request))
+        return Response(_admin_listing(discover(), request))
 
     @extend_schema(request=None, responses=WorkspaceSerializer)
     @action(detail=True, methods=["post"])

@@ -84,3 +84,29 @@ def test_builders_cannot_reach_the_page(client, launched, control_plane):
     assert client.get(url).status_code == 302
     client.post(url, {"action": "delete", "workspace": launched.id})
     assert control_plane.exists("main", launched.id)
+
+
+def test_a_suspended_members_workspace_keeps_running_and_shows_as_orphaned(
+    client, admin_member, member, launched, control_plane
+):
+    from rest_framework.test import APIClient
+
+    from accounts.services import member_set_active
+
+    client.force_login(admin_member)
+    url = reverse("admin:workspaces_console")
+    badge = ">Orphaned</span>"
+    assert badge not in client.get(url).content.decode()
+    assert launched.id not in client.get(url, {"orphaned": "1"}).content.decode()
+
+    member_set_active(user=member, active=False, actor=admin_member)
+    assert control_plane.record("main", launched.id)["status"] == "running"  # not stopped
+    page = client.get(url).content.decode()
+    assert badge in page and launched.id in client.get(url, {"orphaned": "1"}).content.decode()
+
+    api = APIClient()
+    api.force_authenticate(admin_member)
+    (listed,) = api.get("/api/v1/admin/workspaces").json()["results"]
+    assert listed["id"] == launched.id and listed["orphaned"] is True
+    assert api.get("/api/v1/admin/workspaces?orphaned=false").json()["results"] == []
+    assert len(api.get("/api/v1/admin/workspaces?orphaned=true").json()["results"]) == 1
