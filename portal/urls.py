@@ -1,7 +1,7 @@
 """URL map: each app owns its API under /api/v1/, the project mounts it."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from portal import views
@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("publishing.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^(?P<path>.*)$", views.api_not_found),  # last: JSON 404, never Django's page
 ]
 
 urlpatterns = [
@@ -27,3 +28,6 @@ urlpatterns = [
     path("", include("workspaces.urls")),
     path("", include("relay.urls")),
 ]
+
+handler400 = "portal.views.bad_request"
+handler500 = "portal.views.server_error"

@@ -15,9 +15,10 @@ terminal and the tunnel authenticate with their own tickets and tokens.
 from __future__ import annotations
 
 from channels.auth import AuthMiddlewareStack
+from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
-from django.urls import path
+from django.urls import path, re_path
 
 from relay import housekeeping
 from relay.consumers import preview
@@ -32,11 +33,23 @@ def session_socket(consumer):
     return AllowedHostsOriginValidator(AuthMiddlewareStack(consumer))
 
 
+class UnknownSocket(AsyncWebsocketConsumer):
+    """A WebSocket to a path no consumer serves: accepted only to be closed with 4404
+    ("not found"), quietly — no traceback, no 500, nothing logged but the access line."""
+
+    NOT_FOUND = 4404
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=self.NOT_FOUND)
+
+
 websocket_urlpatterns = [
     path("agent/v1/tunnel", TunnelConsumer.as_asgi()),
     path("ws/terminal/", TerminalConsumer.as_asgi()),
     path("ws/logs/", session_socket(LogsConsumer.as_asgi())),
     path("ws/events/", session_socket(EventsConsumer.as_asgi())),
+    re_path(r"", UnknownSocket.as_asgi()),  # last
 ]
 
 

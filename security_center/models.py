@@ -10,16 +10,20 @@ from django.db import models
 
 from security_center.choices import ConnectionKind, FirewallAction
 
+_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+
 
 def normalize_cidr(value: str) -> str:
-    """The canonical text of an IPv4/IPv6 network; a bare address becomes a /32 or /128.
+    """The canonical text of an IPv4/IPv6 network; a bare address becomes a /32 or /128;
+    an IPv4-mapped IPv6 network (``::ffff:10.0.0.0/104``) becomes its IPv4 one
+    (``10.0.0.0/8``), which is how mapped clients are matched.
 
     Host bits must be zero (``10.0.0.1/8`` is refused, naming ``10.0.0.0/8``), so a rule
     always means what it says.
     """
     text = (value or "").strip()
     try:
-        return str(ipaddress.ip_network(text, strict=True))
+        network = ipaddress.ip_network(text, strict=True)
     except ValueError as exc:
         try:
             loose = ipaddress.ip_network(text, strict=False)
@@ -30,6 +34,12 @@ def normalize_cidr(value: str) -> str:
         raise ValidationError(
             f"{text} has host bits set; did you mean {loose}?", code="invalid_cidr"
         ) from exc
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_MAPPED):
+        # Clients reached over IPv6 as ::ffff:a.b.c.d are matched as the IPv4 address they
+        # are: the rule is stored as that IPv4 network, so it cannot silently match nothing.
+        first = network.network_address.ipv4_mapped
+        network = ipaddress.ip_network(f"{first}/{network.prefixlen - 96}")
+    return str(network)
 
 
 class FirewallRule(models.Model):

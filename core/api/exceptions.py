@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import (
+    PermissionDenied as DjangoPermissionDenied,
+)
+from django.core.exceptions import (
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -30,6 +37,14 @@ def exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
         body = {"detail": exc.detail, "code": exc.code, **exc.extra}
         return Response(body, status=exc.status, headers=exc.headers)
+    if isinstance(exc, RequestDataTooBig):
+        detail = "The request body is too large."
+        return Response({"detail": detail, "code": "request_too_large"}, status=413)
+    if isinstance(exc, TooManyFieldsSent):
+        detail = "The request has too many fields."
+        return Response({"detail": detail, "code": "too_many_fields"}, status=400)
+    if isinstance(exc, SuspiciousOperation):
+        return Response({"detail": "Bad request.", "code": "bad_request"}, status=400)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

@@ -112,8 +112,11 @@ def test_schema_lists_the_endpoints(api_client, admin_member):
 def test_schema_describes_workspace_listings_as_the_object_they_are(api_client, admin_member):
     api_client.force_authenticate(admin_member)
     schema = api_client.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
-    for path in ("/api/v1/workspaces", "/api/v1/admin/workspaces"):
+    for path, name in (
+        ("/api/v1/workspaces", "WorkspaceList"),
+        ("/api/v1/admin/workspaces", "AdminWorkspaceList"),
+    ):
         answer = schema["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
-        assert answer["schema"] == {"$ref": "#/components/schemas/WorkspaceList"}, path
-    listing = schema["components"]["schemas"]["WorkspaceList"]
-    assert set(listing["properties"]) == {"results", "unreachable_clusters"}
+        assert answer["schema"] == {"$ref": f"#/components/schemas/{name}"}, path
+        listing = schema["components"]["schemas"][name]
+        assert set(listing["properties"]) == {"results", "unreachable_clusters"}

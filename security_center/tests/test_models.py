@@ -28,11 +28,26 @@ from security_center.tests.factories import (
         ("2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1/128"),
         ("::1", "::1/128"),
         ("::/0", "::/0"),
-        ("::ffff:10.0.0.0/104", "::ffff:a00:0/104"),
+        # IPv4-mapped IPv6 rules are stored as the IPv4 network their clients are matched as.
+        ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
+        ("::ffff:203.0.113.7", "203.0.113.7/32"),
+        ("::ffff:0:0/96", "0.0.0.0/0"),
     ],
 )
 def test_normalize_cidr(raw, normal):
     assert normalize_cidr(raw) == normal
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("client", ["10.1.2.3", "::ffff:10.1.2.3"])
+def test_a_mapped_ipv6_rule_matches_ipv4_clients(client):
+    from security_center.services import firewall_evaluate
+
+    rule = FirewallRuleFactory(cidr="::ffff:10.0.0.0/104", action="deny", priority=1)
+    rule.full_clean()
+    rule.save()
+    decision = firewall_evaluate(client)
+    assert not decision.allowed and decision.rule == rule
 
 
 @pytest.mark.parametrize(

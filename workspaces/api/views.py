@@ -109,6 +109,8 @@ class FileSaveParser(BaseParser):
             return json.loads(raw)
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply.") from None
 
 
 def _running_workspace_count(user) -> int | None:
