@@ -511,3 +511,26 @@ async def test_a_browser_that_leaves_ends_the_agent_stream(setup, answer):
     await communicator.send_input({"type": "http.disconnect"})
     assert await asyncio.wait_for(_closed_by_portal(agent, stream_id), 5)
     await communicator.wait(5)
+
+
+@pytest.mark.parametrize(
+    ("set_cookie", "kept"),
+    [
+        ("theme=dark; Path=/", True),
+        ("theme=dark; Path=/; HttpOnly; SameSite=Lax", True),
+        ("theme=dark; Domain={host}", True),  # scoped to the preview host itself
+        ("theme=dark; Domain=.{host}", True),
+        ("enclave_session=attacker; Domain=portal.localhost; Path=/", False),  # tossing
+        ("x=1; Domain=localhost", False),
+        ("x=1; Path=/; domain=PORTAL.localhost", False),
+        ("enclave_session=attacker; Path=/", False),  # the portal's own names, host-only too
+        ("__Host-enclave_session=attacker; Path=/; Secure", False),
+        ("enclave_preview=forged; Path=/", False),
+    ],
+)
+def test_an_app_cannot_toss_a_cookie_onto_the_portal(set_cookie, kept, settings):
+    from relay.consumers.preview.proxy import cookie_allowed
+
+    settings.SESSION_COOKIE_NAME = "__Host-enclave_session"
+    host = preview_host(WORKSPACE, 3000)
+    assert cookie_allowed(set_cookie.format(host=host), host) is kept

@@ -9,9 +9,12 @@ Promises:
 * Request bodies go to the agent as the server hands them over; response bodies go to
   the browser record by record (`more_body=True`), so nothing is buffered or stored and
   a slow browser holds back the app through the stream's credit.
-* Responses keep the app's status, headers (`Set-Cookie`, `Location` included) and
-  body; `X-Frame-Options` is replaced by `Content-Security-Policy: frame-ancestors`
-  naming the portal, so the portal's iframe can show the app and nobody else can frame it.
+* Responses keep the app's status, headers (`Location` and host-only `Set-Cookie`
+  included) and body; a `Set-Cookie` that names a `Domain` other than the preview host
+  itself is dropped (an app may not toss a cookie onto the portal's parent domain), and
+  so is one of the portal's or the preview's own names; `X-Frame-Options` is replaced
+  by `Content-Security-Policy: frame-ancestors` naming the portal, so the portal's iframe
+  can show the app and nobody else can frame it.
 * A browser's HTML document gets the preview bridge's tag (`bridge.py` says which answers
   and where); it is held only until the tag's place is found. Every other answer is
   streamed as it comes.
@@ -98,12 +101,10 @@ def cookies(scope: dict[str, Any]) -> dict[str, str]:
 
 
 def _private_cookies() -> set[str]:
-    return {
-        "enclave_preview",
-        "__Host-enclave_preview",
-        settings.SESSION_COOKIE_NAME,
-        settings.CSRF_COOKIE_NAME,
-    }
+    """The portal's and the preview's cookie names, with and without `__Host-`."""
+    names = {"enclave_preview", settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME}
+    bare = {name.removeprefix("__Host-") for name in names}
+    return bare | {f"__Host-{name}" for name in bare}
 
 
 def forwarded_headers(
@@ -154,16 +155,39 @@ def _target_path(scope: dict[str, Any]) -> str:
     return f"{path}?{query.decode('latin-1')}" if query else path
 
 
-def _response_headers(head: dict[str, Any]) -> Headers:
-    private = _private_cookies()
+def request_host(scope: dict[str, Any]) -> str:
+    """The request's host name, lower case, without its port."""
+    for name, value in scope.get("headers", ()):
+        if name == b"host":
+            host = value.decode("latin-1").strip().lower()
+            return host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return ""
+
+
+def cookie_allowed(value: str, host: str) -> bool:
+    """Whether the app's `Set-Cookie: value` may reach the browser of preview ``host``:
+    not one of the portal's or the preview's cookie names, and host-only or scoped to
+    ``host`` itself — never a `Domain` above it (cookie tossing onto the portal)."""
+    if value.partition("=")[0].strip() in _private_cookies():
+        return False
+    for attribute in value.split(";")[1:]:
+        key, _, domain = attribute.partition("=")
+        if key.strip().lower() == "domain":
+            domain = domain.strip().lstrip(".").lower()
+            if domain and domain != host:
+                return False
+    return True
+
+
+def _response_headers(head: dict[str, Any], host: str) -> Headers:
     result: Headers = []
     for item in head.get("headers") or ():
         name, value = str(item[0]), str(item[1])
         lower = name.lower()
         if lower in _DROPPED_RESPONSE:
             continue
-        if lower == "set-cookie" and value.partition("=")[0].strip() in private:
-            continue  # the app may not overwrite the preview cookie
+        if lower == "set-cookie" and not cookie_allowed(value, host):
+            continue
         result.append((lower.encode("latin-1"), value.encode("latin-1", "replace")))
     result.append(frame_policy())
     return result
@@ -257,7 +281,14 @@ async def forward_http(
     finished = False
     try:
         finished = await _respond(
-            send, stream, session, watch, left, document=document, retry=retry
+            send,
+            stream,
+            session,
+            watch,
+            left,
+            document=document,
+            retry=retry,
+            host=request_host(scope),
         )
     finally:
         session.streams.discard(stop)
@@ -320,6 +351,7 @@ async def _respond(
     *,
     document: bool,
     retry: bool,
+    host: str,
 ) -> bool:
     """Stream the answer to the browser; True once the agent finished its side (it then
     sends CLOSE itself, so the portal need not). `watch()` is called before a body that
@@ -355,7 +387,7 @@ async def _respond(
             complete = True
             break
         parts.append(payload)
-    headers = _response_headers(head)
+    headers = _response_headers(head, host)
     body = b"".join(parts)
     if document and bridge.injectable(status, headers):
         return await _respond_with_bridge(
