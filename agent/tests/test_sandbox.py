@@ -285,8 +285,9 @@ async def test_a_workspace_over_its_memory_limit_is_stopped_with_the_reason(tmp_
     try:
         hog = "exec python3 -c 'import time; b = bytearray(160 << 20); time.sleep(600)'"
         spec = {"start_command": hog, "resources": {"cpu": "1", "memory": "64Mi"}}
-        env = await running(rt, spec)
-        for _ in range(200):
+        # It may be stopped before a poll ever sees it running: wait for the error alone.
+        env = await rt.create(spec, OWNER, {})
+        for _ in range(400):
             env = await rt.get(env["id"])
             if env["status"] == "error":
                 break
