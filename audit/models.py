@@ -11,9 +11,11 @@ from audit.choices import AuditOutcome
 class AuditEvent(models.Model):
     """One entry of the append-only audit log, chained to its predecessor.
 
-    `hash` is SHA-256 over this entry's content and `prev_hash`, so altering or
-    removing any row breaks the chain from there on (`manage.py verify_audit_chain`).
-    `prev_hash` is unique: two writers can never fork the chain.
+    `hash` is an HMAC-SHA256, under the audit key `key_id` (`audit.keys`: derived from
+    the configured encryption keys, never stored here), over this entry's content and
+    `prev_hash`, so altering or removing any row breaks the chain from there on and it
+    cannot be recomputed without the key (`manage.py verify_audit_chain`). `prev_hash` is
+    unique: two writers can never fork the chain.
     """
 
     actor = models.ForeignKey(
@@ -29,6 +31,7 @@ class AuditEvent(models.Model):
     )
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
+    key_id = models.CharField(max_length=32, editable=False, default="")
     prev_hash = models.CharField(max_length=64, unique=True, editable=False)
     hash = models.CharField(max_length=64, unique=True, editable=False)
 

@@ -1,12 +1,17 @@
 """Writes and checks of the audit log.
 
 Every app records its operations through `audit_record`; `audit_verify_chain` walks the
-chain (`manage.py verify_audit_chain`).
+chain (`manage.py verify_audit_chain`). Each entry's link is an HMAC-SHA256 under a key
+that is not in the database (`audit.keys`), so nobody with the database alone can edit
+an entry and recompute the chain after it. Cutting entries off the tail leaves a valid
+chain, which is why every append logs the chain head (``audit chain head SEQ HASH``,
+logger ``audit.head``) and the portal logs it again every minute: a head kept outside
+the database (the log stream) proves what the tail was (`verify_audit_chain --head`).
 """
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import json
 import logging
 from collections.abc import Iterable
@@ -19,17 +24,24 @@ from django.utils import timezone
 
 from audit.choices import AuditOutcome
 from audit.context import current_ip
+from audit.keys import chain_keys
 from audit.models import AuditEvent
 
 logger = logging.getLogger(__name__)
+head_logger = logging.getLogger("audit.head")
 
 GENESIS_HASH = "0" * 64
 # An arbitrary constant naming the audit chain's PostgreSQL advisory lock.
 AUDIT_LOCK_KEY = 0x656E636C
 
 
+class UnknownKey(Exception):
+    """An entry names a key id that is not (any more) configured."""
+
+
 def _entry_digest(
     *,
+    key_id: str,
     prev_hash: str,
     created_at: datetime,
     actor_id: int | None,
@@ -41,8 +53,12 @@ def _entry_digest(
     outcome: str,
     details: dict,
 ) -> str:
+    keys, _ = chain_keys()
+    if key_id not in keys:
+        raise UnknownKey(key_id)
     payload = json.dumps(
         {
+            "key": key_id,
             "prev": prev_hash,
             "at": created_at.isoformat(timespec="microseconds"),
             "actor": actor_id,
@@ -58,12 +74,13 @@ def _entry_digest(
         separators=(",", ":"),
         default=str,
     )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return hmac.new(keys[key_id], payload.encode(), "sha256").hexdigest()
 
 
 def entry_hash(event: AuditEvent) -> str:
-    """The hash an audit entry must carry given its stored content."""
+    """The link an audit entry must carry given its stored content (raises `UnknownKey`)."""
     return _entry_digest(
+        key_id=event.key_id,
         prev_hash=event.prev_hash,
         created_at=event.created_at,
         actor_id=event.actor_id,
@@ -102,6 +119,7 @@ def audit_record(
     ip = AuditEvent._meta.get_field("ip").get_prep_value(ip) or None
     actor_id = actor.pk if actor is not None and actor.is_authenticated else None
     actor_email = actor.email if actor_id else ""
+    _, key_id = chain_keys()
     for _attempt in range(5):
         try:
             with transaction.atomic():
@@ -122,9 +140,11 @@ def audit_record(
                     details=details,
                     created_at=created_at,
                     prev_hash=prev_hash,
+                    key_id=key_id,
                 )
                 event.hash = entry_hash(event)
                 event.save(force_insert=True)
+                transaction.on_commit(lambda e=event: publish_head(e.id, e.hash))
                 return event
         except IntegrityError:
             logger.info("audit chain moved under us; retrying append of %s", action)
@@ -139,19 +159,92 @@ class ChainBreak:
     reason: str
 
 
-def audit_verify_chain(events: Iterable[AuditEvent] | None = None) -> ChainBreak | None:
+class ChainBroken(Exception):
+    """The chain does not verify: it is not re-linked (that would launder the break)."""
+
+    def __init__(self, broken: ChainBreak) -> None:
+        super().__init__(f"audit chain broken at entry #{broken.event_id}: {broken.reason}")
+        self.broken = broken
+
+
+def audit_relink() -> int:
+    """After a key rotation: verify the whole chain under every configured key, then
+    re-link it under the current one, so the old key can be dropped. Returns how many
+    entries were re-linked (0 when all are current). Heads published before it no longer
+    match: the new head is published at once. Raises `ChainBroken` and changes nothing
+    when the chain does not verify."""
+    _, current = chain_keys()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_LOCK_KEY])
+        broken = audit_verify_chain()
+        if broken is not None:
+            raise ChainBroken(broken)
+        events = list(AuditEvent.objects.order_by("id"))
+        if all(event.key_id == current for event in events):
+            return 0
+        for event in events:  # park every link first: the columns are unique
+            AuditEvent.objects.filter(pk=event.pk).update(
+                prev_hash=f"relink-p-{event.pk}", hash=f"relink-h-{event.pk}"
+            )
+        prev = GENESIS_HASH
+        for event in events:
+            event.key_id, event.prev_hash = current, prev
+            event.hash = entry_hash(event)
+            AuditEvent.objects.filter(pk=event.pk).update(
+                key_id=current, prev_hash=prev, hash=event.hash
+            )
+            prev = event.hash
+        last = events[-1]
+        transaction.on_commit(lambda: publish_head(last.id, last.hash))
+    return len(events)
+
+
+def publish_head(sequence: int, digest: str) -> None:
+    """Write the chain head to the log stream, which lives outside the database."""
+    head_logger.info("audit chain head %d %s", sequence, digest)
+
+
+def audit_publish_head() -> AuditEvent | None:
+    """Log the current head (the portal does so every minute); None on an empty log."""
+    head = AuditEvent.objects.order_by("-id").only("id", "hash").first()
+    if head is not None:
+        publish_head(head.id, head.hash)
+    return head
+
+
+def audit_verify_chain(
+    events: Iterable[AuditEvent] | None = None, *, head: tuple[int, str] | None = None
+) -> ChainBreak | None:
     """Walk the chain oldest first; return the first broken entry, or None when intact.
 
-    Detects an altered row (its hash no longer matches its content) and a removed row
-    (the next entry's `prev_hash` no longer names its predecessor).
+    Detects an altered row (its HMAC no longer matches its content, or names a key that
+    is not configured), a removed row (the next entry's `prev_hash` no longer names its
+    predecessor) and a chain recomputed without the key. With ``head`` (a sequence and
+    hash published earlier, e.g. read from the log stream), also a cut tail or a
+    rewritten chain: that entry must still be there, with that hash.
     """
     if events is None:
         events = AuditEvent.objects.order_by("id").iterator(chunk_size=2000)
     expected_prev = GENESIS_HASH
+    seen_head = False
     for event in events:
         if event.prev_hash != expected_prev:
             return ChainBreak(event.id, "previous entry is missing or was altered")
-        if entry_hash(event) != event.hash:
+        try:
+            digest = entry_hash(event)
+        except UnknownKey:
+            return ChainBreak(
+                event.id, f"signed with key {event.key_id!r}, which is not configured"
+            )
+        if not hmac.compare_digest(digest, event.hash):
             return ChainBreak(event.id, "entry content was altered")
+        if head is not None and event.id == head[0]:
+            if event.hash != head[1]:
+                return ChainBreak(event.id, "differs from the published head (rewritten)")
+            seen_head = True
         expected_prev = event.hash
+    if head is not None and not seen_head:
+        return ChainBreak(head[0], "the published head is missing (the log was cut)")
     return None

@@ -4,7 +4,9 @@
   (`workspaces.services.tickets_purge`), so the table only holds recent ones;
 * preview sessions idle for `IDLE_TIMEOUT` are ended in the database
   (`security_center.services.preview_sessions_end_idle`); a process that holds one of
-  them notices at its next request.
+  them notices at its next request;
+* the audit chain's head is written to the log stream (`audit_publish_head`), so an
+  operator's log keeps a head at least every minute to check the chain against.
 
 Both are single statements that are safe to run from many processes at once. The loop
 runs for the life of the server: it starts on the ASGI lifespan `startup` event and is
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from audit.services import audit_publish_head
 from relay.consumers.base import db_async
 from relay.consumers.preview.sessions import IDLE_TIMEOUT
 from security_center.services import preview_sessions_end_idle
@@ -30,8 +33,10 @@ EVERY = 60.0
 
 
 def sweep() -> tuple[int, int]:
-    """One pass: (tickets deleted, preview sessions ended)."""
-    return tickets_purge(), preview_sessions_end_idle(idle_for=IDLE_TIMEOUT)
+    """One pass: (tickets deleted, preview sessions ended); the audit head is logged."""
+    purged, ended = tickets_purge(), preview_sessions_end_idle(idle_for=IDLE_TIMEOUT)
+    audit_publish_head()
+    return purged, ended
 
 
 async def _run() -> None:

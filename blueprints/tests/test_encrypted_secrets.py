@@ -7,6 +7,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import override_settings
 
+from audit.models import AuditEvent
+from audit.services import audit_record, audit_verify_chain
 from blueprints.models import AIProvider
 from blueprints.tests.factories import AIProviderFactory
 from core.crypto import DecryptionError, decrypt
@@ -85,6 +87,7 @@ def test_rotate_encryption_key_reseals_under_the_newest_key():
     with override_settings(PORTAL_ENCRYPTION_KEYS=[K1]):
         sealed = AIProviderFactory(api_key=SECRET)
         empty = AIProviderFactory(api_key="", enabled=False)
+        audit_record(action="before.rotation")  # linked under k1
     before = raw_api_key(sealed.pk)
     assert before.startswith("enc:k1:")
 
@@ -95,9 +98,28 @@ def test_rotate_encryption_key_reseals_under_the_newest_key():
         assert after.startswith("enc:k2:")
         assert AIProvider.objects.get(pk=sealed.pk).api_key == SECRET
         assert raw_api_key(empty.pk) == ""
-    # Once rotated, the old key can be dropped.
+        assert "re-linked" in out.getvalue()  # the audit chain, under k2 too
+    # Once rotated, the old key can be dropped: secrets open, the audit chain verifies.
     with override_settings(PORTAL_ENCRYPTION_KEYS=[K2]):
         assert AIProvider.objects.get(pk=sealed.pk).api_key == SECRET
+        assert audit_verify_chain() is None
+        assert AuditEvent.objects.exists()
+        assert set(AuditEvent.objects.values_list("key_id", flat=True)) == {"k2"}
+
+
+@pytest.mark.django_db
+def test_a_broken_audit_chain_is_not_relinked_by_a_rotation():
+    with override_settings(PORTAL_ENCRYPTION_KEYS=[K1]):
+        first = audit_record(action="one")
+        audit_record(action="two")
+    AuditEvent.objects.filter(pk=first.pk).update(details={"forged": True})
+    before = list(AuditEvent.objects.order_by("id").values_list("hash", flat=True))
+    with (
+        override_settings(PORTAL_ENCRYPTION_KEYS=[K1, K2]),
+        pytest.raises(CommandError, match=rf"entry #{first.pk}.*not re-linked"),
+    ):
+        call_command("rotate_encryption_key", stdout=io.StringIO())
+    assert list(AuditEvent.objects.order_by("id").values_list("hash", flat=True)) == before
 
 
 @pytest.mark.django_db

@@ -8,13 +8,15 @@ from django.db import transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
+from audit.services import ChainBroken, audit_relink
 from core.crypto import DecryptionError, EncryptedTextField, decrypt, key_id_of, keyring
 
 
 class Command(BaseCommand):
     help = (
         "Re-seal every encrypted field under the newest key (the last entry of "
-        "PORTAL_ENCRYPTION_KEYS). Add the new key at the end, run this, then drop old keys."
+        "PORTAL_ENCRYPTION_KEYS) and re-link the audit chain under it (after verifying it). "
+        "Add the new key at the end, run this, then drop old keys."
     )
 
     def add_arguments(self, parser) -> None:
@@ -31,6 +33,15 @@ class Command(BaseCommand):
                     total += self._rotate(model, field, ring, dry_run)
         verb = "would re-encrypt" if dry_run else "re-encrypted"
         self.stdout.write(f"{verb} {total} secret(s) under key {ring.current!r}")
+        if dry_run:
+            return
+        try:
+            relinked = audit_relink()
+        except ChainBroken as exc:
+            raise CommandError(
+                f"{exc}; the audit chain was not re-linked (keep the old key listed)."
+            ) from exc
+        self.stdout.write(f"re-linked {relinked} audit entr(ies) under key {ring.current!r}")
 
     def _rotate(self, model, field, ring, dry_run: bool) -> int:
         raw_values = (
