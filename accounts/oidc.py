@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render, resolve_url
+from django.shortcuts import redirect, render, resolve_url
 from django.views.generic import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import (
@@ -282,12 +282,14 @@ class PortalOIDCBackend(OIDCAuthenticationBackend):
             logger.warning("SSO ID token refused: %s", exc.detail)
             raise SsoRefusal("failed") from exc
         if "nonce" in kwargs and claims.get("nonce") != kwargs["nonce"]:
+            logger.warning("SSO ID token refused: its nonce is not the one this sign-in sent")
             raise SsoRefusal("failed")
         return claims
 
     def get_or_create_user(self, access_token, id_token, payload):
         userinfo = self.get_userinfo(access_token, id_token, payload)
         if userinfo.get("sub") != payload.get("sub"):
+            logger.warning("SSO sign-in refused: userinfo names another subject")
             raise SsoRefusal("failed")
         return member_for_claims({**payload, **userinfo})
 
@@ -343,6 +345,10 @@ class CallbackView(OIDCAuthenticationCallbackView):
             return super().get(request)
         except SuspiciousOperation as exc:  # a state this browser never started (forged, replayed)
             logger.warning("SSO callback refused: %s", exc)
+            if request.user.is_authenticated:
+                # A member signed in already (a reloaded or replayed callback in their own
+                # browser): nothing changes; their dashboard, not a "did not complete" page.
+                return redirect(settings.LOGIN_REDIRECT_URL)
             return self._refuse(SsoRefusal("failed"))
         except SsoRefusal as refusal:
             return self._refuse(refusal)

@@ -13,6 +13,8 @@ import json
 import secrets
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
@@ -34,6 +36,10 @@ class IdentityProvider:
     client_id: str = "enclave-portal"
     client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     signing_key: Path | None = None
+    id_token_ttl: int | None = None
+    """Seconds an ID token lasts (oidc-provider's default when None)."""
+    id_token_clock_offset: int = 0
+    """Seconds added to the clock that stamps ID tokens only (negative: issued earlier)."""
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
 
@@ -55,6 +61,10 @@ class IdentityProvider:
         }
         if self.signing_key is not None:
             env["IDP_SIGNING_KEY"] = str(self.signing_key)
+        if self.id_token_ttl is not None:
+            env["IDP_ID_TOKEN_TTL"] = str(self.id_token_ttl)
+        if self.id_token_clock_offset:
+            env["IDP_ID_TOKEN_CLOCK_OFFSET"] = str(self.id_token_clock_offset)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"idp-{self.port}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen([node, str(SCRIPT)], cwd=ROOT, env=env, stdout=log, stderr=log)
@@ -64,6 +74,26 @@ class IdentityProvider:
     def stop(self) -> None:
         stop_process(self.proc)
         self.proc = None
+
+    @contextmanager
+    def restarted(self, **settings) -> Iterator[IdentityProvider]:
+        """The provider restarted on its port (same issuer and signing key, no sessions)
+        with other `settings` (e.g. `id_token_ttl`), and again with its own afterwards."""
+        saved = {name: getattr(self, name) for name in settings}
+        self.stop()
+        for name, value in settings.items():
+            setattr(self, name, value)
+        try:
+            yield self.start()
+        finally:
+            self.stop()
+            for name, value in saved.items():
+                setattr(self, name, value)
+            self.start()
+
+    def log(self) -> str:
+        path = self.log_dir / f"idp-{self.port}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def discovery(self) -> dict:
         url = f"{self.issuer}/.well-known/openid-configuration"
@@ -104,19 +134,24 @@ class IdentityProvider:
         location = self._follow(browser, "POST", location, data=login)
         query = parse_qs(urlsplit(location).query)
         assert "code" in query, location
-        response = requests.post(
+        response = self.exchange(query["code"][0], verifier)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def exchange(self, code: str, verifier: str) -> requests.Response:
+        """The token endpoint's answer to the portal's client exchanging `code` (PKCE
+        `verifier`), as the portal would."""
+        return requests.post(
             self.discovery()["token_endpoint"],
             data={
                 "grant_type": "authorization_code",
-                "code": query["code"][0],
+                "code": code,
                 "redirect_uri": self.redirect_uri,
                 "code_verifier": verifier,
             },
             auth=(self.client_id, self.client_secret),
             timeout=10,
         )
-        assert response.status_code == 200, response.text
-        return response.json()
 
     def _follow(self, browser: requests.Session, method: str, url: str, **kwargs) -> str:
         """Follow redirects until the login form (its submit URL) or the redirect URI."""

@@ -7,6 +7,11 @@
 //   IDP_LOGOUT_URI     where sign-out returns (<PORTAL_URL>/login/)
 //   IDP_SIGNING_KEY    optional: a file holding the private RSA JWK (with kid) to sign with,
 //                      so a test can mint tokens with the provider's own key
+//   IDP_ID_TOKEN_TTL   optional: how many seconds an ID token lasts (`ttl.IdToken`)
+//   IDP_ID_TOKEN_CLOCK_OFFSET
+//                      optional: seconds added to the clock that stamps ID tokens (their
+//                      `iat` and `exp`) and nothing else, as though the provider had issued
+//                      them that long before (negative) the portal asked for them
 // Members (any password): ada (builder), boss (group enclave-admins), eve (unverified
 // e-mail), mallory (verified, never invited), all @example.com.
 // Access tokens are JWTs when a resource is asked for (resource indicators):
@@ -60,6 +65,7 @@ const configuration = {
   jwks: { keys: [signingKey()] },
   cookies: { keys: ["enclave-test-idp-cookie-key"] },
   pkce: { required: () => true },
+  ...(process.env.IDP_ID_TOKEN_TTL ? { ttl: { IdToken: Number(process.env.IDP_ID_TOKEN_TTL) } } : {}),
   claims: {
     openid: ["sub"],
     email: ["email", "email_verified"],
@@ -107,6 +113,28 @@ const configuration = {
 };
 
 const provider = new Provider(issuer, configuration);
+
+// In the authorisation-code flow the ID token is minted when the portal exchanges the code,
+// and the portal checks it at once: a short `ttl.IdToken` alone never reaches the portal
+// expired, however long the browser's callback is held. oidc-provider has no setting for the
+// time it stamps, so `issue` is wrapped: for ID tokens only, `iat` and the expiry come from
+// the offset clock (an `expiresAt` in the past makes oidc-provider's own signer write an
+// `exp` in the past; an offset of exactly -ttl would read as "no expiry given"). Codes,
+// sessions, access tokens and the signature are untouched.
+const idTokenClockOffset = Number(process.env.IDP_ID_TOKEN_CLOCK_OFFSET || 0);
+if (idTokenClockOffset) {
+  const { IdToken } = provider;
+  const { issue } = IdToken.prototype;
+  IdToken.prototype.issue = function issueOnTheOffsetClock(options = {}) {
+    if (options.use !== "idtoken") return issue.call(this, options);
+    const iat = Math.floor(Date.now() / 1000) + idTokenClockOffset;
+    const expiresAt = iat + IdToken.expiresIn(this.ctx, this, this.client);
+    this.set("iat", iat);
+    return issue.call(this, { ...options, expiresAt });
+  };
+}
+// Why a token request was refused (`authorization code already consumed` …), for the log.
+provider.on("grant.error", (_ctx, error) => console.log(`grant.error ${error.error}: ${error.error_detail}`));
 const server = createServer(provider.callback());
 server.listen(port, "127.0.0.1", () => console.log(`oidc-provider listening on ${issuer}`));
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => server.close(() => process.exit(0)));
