@@ -231,10 +231,14 @@ async def dashboard_latencies(
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             context = await browser.new_context()
-            await context.add_cookies(
-                [{"name": SESSION_COOKIE, "value": session, "url": portal.url}]
-            )
             page = await context.new_page()
+            # A `__Host-` cookie must be host-only and Secure: set from the portal's own
+            # (loopback, so secure) origin, which CDP's cookie API cannot do over HTTP.
+            await page.goto(f"{portal.url}/login/")
+            await page.evaluate(
+                "([name, value]) => { document.cookie = `${name}=${value}; Path=/; Secure`; }",
+                [SESSION_COOKIE, session],
+            )
             async with page.expect_websocket(timeout=30_000) as socket:
                 await page.goto(f"{portal.url}/")
             await (await socket.value).wait_for_event("framereceived", timeout=30_000)

@@ -49,7 +49,15 @@ from agent.runtimes.local.store import new_environment  # noqa: E402
 from agent.runtimes.records import write_atomic  # noqa: E402
 from bench.discovery import SPEC, percentile  # noqa: E402
 from tests import browser  # noqa: E402
-from tests.harness import Agent, Api, Portal, create_member, manage, wait_until  # noqa: E402
+from tests.harness import (  # noqa: E402
+    Agent,
+    Api,
+    Portal,
+    create_member,
+    loopback_session,
+    manage,
+    wait_until,
+)
 
 BUILDER = "builder@example.com"
 PASSWORD = "bench-builder-password-1"
@@ -125,10 +133,9 @@ def seed_environments(data_dir: Path, owner: str, count: int) -> list[str]:
 
 def signed_in_session(portal: Portal) -> requests.Session:
     """A session that signed in as the builder through the sign-in form."""
-    session = requests.Session()
-    session.trust_env = False
+    session = loopback_session()
     session.get(f"{portal.url}/login/", timeout=30).raise_for_status()
-    token = session.cookies["enclave_csrftoken"]
+    token = session.cookies["__Host-enclave_csrftoken"]
     form = {"username": BUILDER, "password": PASSWORD, "csrfmiddlewaretoken": token, "next": "/"}
     response = session.post(f"{portal.url}/login/", data=form, timeout=30, allow_redirects=False)
     assert response.status_code == 302, (response.status_code, response.text[:500])

@@ -338,12 +338,20 @@ SECURE_PROXY_SSL_HEADER = (
 )
 _https = PORTAL_URL.startswith("https://")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_https)
-SESSION_COOKIE_SECURE = _https
-CSRF_COOKIE_SECURE = _https
+# Browsers treat HTTPS and loopback (localhost, *.localhost, 127.0.0.1) as secure: there
+# the portal's cookies are `__Host-` cookies (Secure, Path=/, no Domain), which no page of
+# another host — a previewed app on a sibling domain — can set or overwrite (no cookie
+# tossing). Any other plain-HTTP host (a trial on a LAN name) gets plain names.
+COOKIES_HOST_ONLY_PREFIX = _https or _portal_host in ("localhost", "127.0.0.1", "::1") or (
+    _portal_host.endswith(".localhost")
+)
+_cookie_prefix = "__Host-" if COOKIES_HOST_ONLY_PREFIX else ""
+SESSION_COOKIE_SECURE = COOKIES_HOST_ONLY_PREFIX
+CSRF_COOKIE_SECURE = COOKIES_HOST_ONLY_PREFIX
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_NAME = "enclave_session"
-CSRF_COOKIE_NAME = "enclave_csrftoken"
+SESSION_COOKIE_NAME = f"{_cookie_prefix}enclave_session"
+CSRF_COOKIE_NAME = f"{_cookie_prefix}enclave_csrftoken"
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if _https else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _https
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-SESSION_COOKIE = "enclave_session"
+SESSION_COOKIE = "__Host-enclave_session"  # loopback portals: a `__Host-` cookie
 PING_EVERY = 25.0
 
 

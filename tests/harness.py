@@ -210,6 +210,23 @@ class Agent:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
+class _LoopbackSession(requests.Session):
+    def prepare_request(self, request):
+        # Browsers send Secure cookies to loopback over plain HTTP; Python's cookie jar
+        # keeps them for HTTPS only, and requests copies them into a jar of its own.
+        for cookie in self.cookies:
+            cookie.secure = False
+        return super().prepare_request(request)
+
+
+def loopback_session() -> requests.Session:
+    """A requests session for a loopback portal, whose cookies are `__Host-` cookies
+    (Secure): it sends them back over http://127.0.0.1, as a browser does."""
+    session = _LoopbackSession()
+    session.trust_env = False
+    return session
+
+
 class Api:
     """A tiny API client with a personal token."""
 

@@ -14,6 +14,7 @@ or logs. Screenshots: `var/test-artifacts/ai-*.png`.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -183,10 +184,13 @@ def test_chat_and_claude_code_talk_to_the_provider_from_the_workspace_only(
     expect(rows).to_contain_text("Claude Code v", timeout=60_000)
     expect(rows).not_to_contain_text("trust this folder")
     expect(rows).not_to_contain_text("use this API key")
+    # Its prompt takes input once its status line shows (whichever permission mode it has).
+    expect(rows).to_contain_text(re.compile(r"for shortcuts|shift\+tab to cycle"), timeout=60_000)
     claude.click()
     page.keyboard.type(f"{CLAUDE_PROMPT} from the tab")
+    expect(rows).to_contain_text("from the tab")  # typed into its prompt, then sent
     page.keyboard.press("Enter")
-    expect(rows).to_contain_text("ANSWER-CANARY", timeout=60_000)
+    expect(rows).to_contain_text("ANSWER-CANARY", timeout=90_000)
     browser.screenshot(page, "ai-claude-tab")
     assert any("from the tab" in json.dumps(r["body"]) for r in _records(home, "anthropic.jsonl"))
     context.close()

@@ -8,10 +8,9 @@ import json
 import re
 
 import pytest
-import requests
 import websockets
 
-from tests.harness import Api, create_blueprint, manage
+from tests.harness import Api, create_blueprint, loopback_session, manage
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +28,7 @@ TICKING = (
 
 def _sign_in(portal, email: str, password: str) -> str:
     """The session cookie of a member signed in through the login page."""
-    session = requests.Session()
-    session.trust_env = False
+    session = loopback_session()
     page = session.get(f"{portal.url}/login/", timeout=30)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
     response = session.post(
@@ -40,7 +38,8 @@ def _sign_in(portal, email: str, password: str) -> str:
         timeout=30,
     )
     assert response.status_code == 302, response.text
-    return f"enclave_session={session.cookies['enclave_session']}"
+    name = "__Host-enclave_session"  # a loopback portal's session cookie
+    return f"{name}={session.cookies[name]}"
 
 
 def _logs_url(portal, workspace_id: str, tail: int) -> str:

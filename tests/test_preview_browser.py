@@ -99,6 +99,7 @@ def test_the_portal_embeds_the_preview_and_the_app_cannot_read_portal_cookies(
     assert seen["page"] is True  # the app's page and its script loaded
     assert seen["websocket"] == "echo-me"  # its WebSocket works through the preview
     for name in ("enclave_session", "enclave_csrftoken", "portal_marker", "enclave_preview"):
+        # (substrings: the `__Host-` names of the portal's and the preview's cookies too)
         assert name not in seen["cookie"], seen["cookie"]
     assert seen["parent"] == "blocked"  # the portal's document is another origin
     page.close()

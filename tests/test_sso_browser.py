@@ -112,7 +112,9 @@ _OIDC_STATES = (
 def _started_sign_in(portal: Portal, context: BrowserContext) -> tuple[str, dict]:
     """The one sign-in this browser has started: its state and what the portal keeps for it
     in the browser's session (`nonce`, PKCE `code_verifier`) until the callback uses it."""
-    (key,) = [c["value"] for c in context.cookies(portal.url) if c["name"] == "enclave_session"]
+    (key,) = [
+        c["value"] for c in context.cookies(portal.url) if c["name"] == "__Host-enclave_session"
+    ]
     output = manage(portal.var_dir, "shell", "-c", _OIDC_STATES.format(key=key), env=portal.env)
     line = next(x for x in output.splitlines() if x.startswith("STATES="))
     ((state, started),) = json.loads(line.removeprefix("STATES=")).items()

@@ -218,16 +218,24 @@ def test_without_context_our_files_go_and_a_bad_profile_is_skipped(tools, home, 
     assert "# Instructions" not in about
 
 
+ANTHROPIC_ON = '[{"provider":"anthropic","enabled":true,"model":"claude-sonnet-4-6"}]'
+
+
 def test_claude_code_starts_past_its_onboarding(tools, home, tmp_path):
     run(tools, environment(home, tmp_path), "true")
     config = home / ".claude.json"
+    assert not config.exists()  # no AI provider: nothing of Claude Code's is written
+    run(tools, environment(home, tmp_path, BLUEPRINT_AI_PROVIDERS=ANTHROPIC_ON), "true")
     assert json.loads(config.read_text()) == {  # sign-in mode: its own first start, login
         "projects": {str(home): {"hasTrustDialogAccepted": True}},
         "customApiKeyResponses": {"approved": [], "rejected": []},
     }
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     config.write_text(json.dumps({"theme": "dark", "numStartups": 3}))
-    run(tools, environment(home, tmp_path, ANTHROPIC_API_KEY=SECRET), "true")
+    with_key = environment(
+        home, tmp_path, ANTHROPIC_API_KEY=SECRET, BLUEPRINT_AI_PROVIDERS=ANTHROPIC_ON
+    )
+    run(tools, with_key, "true")
     merged = json.loads(config.read_text())
     assert merged == {
         "theme": "dark",
@@ -243,7 +251,7 @@ def test_claude_code_starts_past_its_onboarding(tools, home, tmp_path):
     merged["customApiKeyResponses"] = {"approved": [], "rejected": [SECRET[-20:]]}
     merged["projects"][str(home)]["hasTrustDialogAccepted"] = False
     config.write_text(json.dumps(merged))
-    run(tools, environment(home, tmp_path, ANTHROPIC_API_KEY=SECRET), "true")
+    run(tools, with_key, "true")
     kept = json.loads(config.read_text())
     assert kept["customApiKeyResponses"] == {"approved": [], "rejected": [SECRET[-20:]]}
     assert kept["projects"][str(home)]["hasTrustDialogAccepted"] is False

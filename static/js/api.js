@@ -22,14 +22,12 @@ export class ApiError extends Error {
   }
 }
 
-export function cookie(name) {
-  const match = document.cookie.match(new RegExp(`(?:^|; )${name}=([^;]*)`));
-  return match ? decodeURIComponent(match[1]) : "";
-}
-
-function csrfToken() {
+// The page's CSRF token (its <meta>, or a form's field): the cookie's name depends on the
+// deployment (`__Host-` on HTTPS and loopback).
+export function csrfToken() {
+  const meta = document.querySelector("meta[name=csrf-token]");
   const field = document.querySelector("input[name=csrfmiddlewaretoken]");
-  return cookie("enclave_csrftoken") || (field ? field.value : "");
+  return (meta && meta.content) || (field ? field.value : "");
 }
 
 export async function api(method, url, body) {

@@ -30,9 +30,10 @@ const MESSAGES = {
   tab_invalid: "This workspace has no such tab.",
 };
 
-function cookie(name) {
-  const match = document.cookie.match(new RegExp(`(?:^|; )${name}=([^;]*)`));
-  return match ? decodeURIComponent(match[1]) : "";
+// The page's CSRF token: its <meta> (the cookie's name depends on the deployment).
+function csrfToken() {
+  const meta = document.querySelector("meta[name=csrf-token]");
+  return meta ? meta.content : "";
 }
 
 let xterm = null;
@@ -45,7 +46,7 @@ async function requestTicket(ticketUrl, csrf) {
   const response = await fetch(ticketUrl, {
     method: "POST",
     credentials: "same-origin",
-    headers: { "X-CSRFToken": cookie("enclave_csrftoken") || csrf },
+    headers: { "X-CSRFToken": csrfToken() || csrf },
   });
   if (response.ok) return (await response.json()).ticket;
   let body = {};

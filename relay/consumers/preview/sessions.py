@@ -65,17 +65,15 @@ DECODE_MEMO_SECONDS: Final = 60.0
 
 
 def cookie_name() -> str:
-    """Host-only cookie name; the `__Host-` prefix makes browsers enforce it on HTTPS."""
-    return (
-        "__Host-enclave_preview"
-        if settings.PORTAL_URL.startswith("https://")
-        else ("enclave_preview")
-    )
+    """Host-only cookie name; the `__Host-` prefix makes browsers enforce it (on HTTPS and
+    loopback: `COOKIES_HOST_ONLY_PREFIX`), so another preview cannot toss one onto it."""
+    return "__Host-enclave_preview" if settings.COOKIES_HOST_ONLY_PREFIX else "enclave_preview"
 
 
 def cookie_header(value: str) -> bytes:
-    """`Set-Cookie` value: host-only (no Domain), HttpOnly, SameSite=Lax, Secure on HTTPS."""
-    secure = "; Secure" if settings.PORTAL_URL.startswith("https://") else ""
+    """`Set-Cookie` value: host-only (no Domain), HttpOnly, SameSite=Lax, Secure where the
+    `__Host-` prefix applies."""
+    secure = "; Secure" if settings.COOKIES_HOST_ONLY_PREFIX else ""
     return f"{cookie_name()}={value}; Path=/; HttpOnly; SameSite=Lax{secure}".encode()
 
 
