@@ -113,7 +113,11 @@ class Page:
         return path
 
     def evaluate(self, expression: str, context_id: int | None = None) -> Any:
-        params: dict[str, Any] = {"expression": expression, "returnByValue": True}
+        params: dict[str, Any] = {
+            "expression": expression,
+            "returnByValue": True,
+            "awaitPromise": True,  # a promise's value, once it settles
+        }
         if context_id is not None:
             params["contextId"] = context_id
         result = self.send("Runtime.evaluate", **params)

@@ -102,6 +102,26 @@ def test_the_portal_embeds_the_preview_and_the_app_cannot_read_portal_cookies(
         # (substrings: the `__Host-` names of the portal's and the preview's cookies too)
         assert name not in seen["cookie"], seen["cookie"]
     assert seen["parent"] == "blocked"  # the portal's document is another origin
+
+    # Cookie tossing: the app writes cookies for the portal's parent domain from its
+    # origin. Browsers refuse a `__Host-` cookie with a Domain, and the portal reads only
+    # its `__Host-` names, so the builder stays who they are.
+    page.evaluate(
+        "for (const c of ["
+        "'enclave_session=attacker; domain=portal.localhost; path=/',"
+        "'__Host-enclave_session=attacker; domain=portal.localhost; path=/; secure',"
+        "'__Host-enclave_csrftoken=attacker; domain=portal.localhost; path=/; secure',"
+        "'enclave_csrftoken=attacker; domain=localhost; path=/'"
+        "]) document.cookie = c;",
+        context_id=context,
+    )
+    who = page.wait_for(
+        "fetch('/api/v1/me', {credentials: 'same-origin'}).then(r => r.json()).then(b => b.email)",
+        context_id=None,
+    )
+    assert who == ADMIN
+    portal_cookies = page.evaluate("document.cookie")
+    assert "__Host-enclave_csrftoken=attacker" not in portal_cookies
     page.close()
 
 
