@@ -87,7 +87,7 @@ def _storable_ip(ip: str) -> str:
 def firewall_rule_set_enabled(
     *, rule: FirewallRule, enabled: bool, actor: User | None
 ) -> FirewallRule:
-    """Enable or disable a rule (audited)."""
+    """Enable or disable a rule (audited); live sessions it now denies end at once."""
     with transaction.atomic():
         FirewallRule.objects.filter(pk=rule.pk).update(enabled=enabled, updated_at=timezone.now())
         rule.enabled = enabled
@@ -98,13 +98,15 @@ def firewall_rule_set_enabled(
             target_id=rule.pk,
             details={"cidr": rule.cidr, "action": rule.action, "priority": rule.priority},
         )
+        firewall_enforce(actor=actor)
     return rule
 
 
 def firewall_rule_save(
     *, rule: FirewallRule, actor: User | None, changed: list[str] | None = None
 ) -> FirewallRule:
-    """Create or update a rule after full validation (audited)."""
+    """Create or update a rule after full validation (audited); live sessions the rules
+    now deny end at once (`firewall_enforce`)."""
     creating = rule.pk is None
     rule.full_clean()
     with transaction.atomic():
@@ -124,11 +126,12 @@ def firewall_rule_save(
                 "changed": changed or [],
             },
         )
+        firewall_enforce(actor=actor)
     return rule
 
 
 def firewall_rule_delete(*, rule: FirewallRule, actor: User | None) -> None:
-    """Delete a rule (audited)."""
+    """Delete a rule (audited); deleting an allow rule can deny live sessions, which end."""
     with transaction.atomic():
         audit_record(
             action="firewall_rule.delete",
@@ -138,6 +141,32 @@ def firewall_rule_delete(*, rule: FirewallRule, actor: User | None) -> None:
             details={"cidr": rule.cidr, "action": rule.action, "priority": rule.priority},
         )
         rule.delete()
+        firewall_enforce(actor=actor)
+
+
+def firewall_enforce(*, actor: User | None) -> int:
+    """End every live terminal and preview session whose client address the current rules
+    deny: each gets a `FirewallEvent` and is closed with reason `firewall_denied`
+    (audited, its consumer told after commit, as `connection_terminate` does). Runs in the
+    caller's transaction, after a rule change; returns how many sessions it ended."""
+    rules = list(FirewallRule.objects.filter(enabled=True).order_by("priority"))
+    if not any(rule.action == FirewallAction.DENY for rule in rules):
+        return 0  # nothing is denied: every open session stays
+    ended = 0
+    for session in ConnectionSession.objects.filter(ended_at__isnull=True):
+        decision = firewall_evaluate(session.ip, rules)
+        if decision.allowed:
+            continue
+        FirewallEvent.objects.create(
+            ip=_storable_ip(session.ip),
+            rule=decision.rule,
+            rule_summary=str(decision.rule) if decision.rule else "not an IP address",
+            kind=session.kind,
+            user_email=session.email,
+            environment_id=session.environment_id,
+        )
+        ended += _terminate(session=session, reason=FIREWALL_DENIED, actor=actor, ip=None)
+    return ended
 
 
 # --- connections ---------------------------------------------------------------------------
@@ -215,9 +244,10 @@ def preview_sessions_end_idle(*, idle_for: timedelta, now: datetime | None = Non
 
 TERMINATED_BY_ADMIN = "terminated_by_admin"
 MEMBER_SUSPENDED = "member_suspended"
+FIREWALL_DENIED = "firewall_denied"
 TERMINATE_MESSAGE = {"type": "connection.terminate"}
 """Channel-layer message the consumer holding a session receives when it is ended for it;
-its `reason` is `TERMINATED_BY_ADMIN` or `MEMBER_SUSPENDED`."""
+its `reason` is `TERMINATED_BY_ADMIN`, `MEMBER_SUSPENDED` or `FIREWALL_DENIED`."""
 
 
 def connection_terminate(

@@ -44,6 +44,7 @@ from relay.consumers.base import LeanWebsocketConsumer, db_async
 from relay.streams import StreamLike, TunnelUnavailable, open_stream
 from security_center.choices import ConnectionKind
 from security_center.services import (
+    FIREWALL_DENIED,
     MEMBER_SUSPENDED,
     TERMINATED_BY_ADMIN,
     connection_add_traffic,
@@ -91,6 +92,7 @@ _AGENT_ENDS: Final = {
 _TERMINATE_DETAILS: Final = {
     TERMINATED_BY_ADMIN: "An administrator ended this session.",
     MEMBER_SUSPENDED: "Your account was suspended.",
+    FIREWALL_DENIED: "The firewall now blocks your network address.",
 }
 
 

@@ -368,6 +368,35 @@ async def test_suspending_the_member_closes_the_terminal_and_refuses_their_ticke
         assert len(await _rows()) == 1
 
 
+async def test_a_new_deny_rule_closes_a_live_terminal_from_that_address(
+    cluster_token, owner, tmp_path
+):
+    from security_center.services import firewall_rule_save
+
+    cluster, token = cluster_token
+    home = tmp_path / "home"
+    home.mkdir()
+    admin = await sync_to_async(AdminFactory)(email="admin@example.com")
+    async with agent_with_shells(token, home) as shells:
+        ticket = await sync_to_async(_issue)(owner, cluster)
+        browser = Browser(_browser(f"ticket={ticket}", ip="203.0.113.77"))
+        assert (await browser.socket.connect())[0]
+        hello = await browser.message("session")
+        session = shells.sessions[hello["session"]]
+        rule = FirewallRule(cidr="203.0.113.0/24", action="deny", priority=3)
+        await sync_to_async(firewall_rule_save)(rule=rule, actor=admin)
+        terminated = await browser.message("terminated", timeout=1.0)
+        assert terminated["reason"] == "firewall_denied"
+        assert "firewall" in terminated["detail"]
+        closed = await browser.closed_with(timeout=1.0)
+        assert closed["code"] == terminal.CLOSE_TERMINATED
+        await _wait_for(lambda: session.ended.is_set())
+        [row] = await _rows()
+        assert row.close_reason == "firewall_denied"
+        event = await sync_to_async(FirewallEvent.objects.get)()
+        assert (event.ip, event.rule_id, event.kind) == ("203.0.113.77", rule.pk, row.kind)
+
+
 async def test_shell_exit_and_stopped_workspace_end_the_socket(cluster_token, owner, tmp_path):
     cluster, token = cluster_token
     home = tmp_path / "home"

@@ -122,3 +122,60 @@ def test_reactivating_a_member_ends_nothing(django_capture_on_commit_callbacks):
         assert connections_end_for_member(user_id=UserFactory().pk, actor=None) == 0
     notify.assert_not_called()
     assert ConnectionSession.objects.get(pk=session.pk).ended_at is None
+
+
+# --- the firewall on open sessions -----------------------------------------------------------
+
+
+def test_a_new_deny_rule_ends_the_live_sessions_it_denies(django_capture_on_commit_callbacks):
+    from security_center.models import FirewallEvent, FirewallRule
+    from security_center.services import firewall_rule_save
+
+    admin = AdminFactory()
+    denied = ConnectionSessionFactory(ip="203.0.113.9", channel_name="specific.a!b")
+    preview = ConnectionSessionFactory(ip="::ffff:203.0.113.10", kind="preview")
+    allowed = ConnectionSessionFactory(ip="198.51.100.4", channel_name="specific.c!d")
+    rule = FirewallRule(cidr="203.0.113.0/24", action="deny", priority=5, description="lab")
+    with mock.patch(NOTIFY) as notify, django_capture_on_commit_callbacks(execute=True):
+        firewall_rule_save(rule=rule, actor=admin)
+    notify.assert_called_once_with("specific.a!b", "firewall_denied")
+    for session in (denied, preview):
+        session.refresh_from_db()
+        assert session.ended_at is not None and session.close_reason == "firewall_denied"
+    allowed.refresh_from_db()
+    assert allowed.ended_at is None
+    events = FirewallEvent.objects.all()
+    assert {(e.kind, e.user_email, e.rule_id) for e in events} == {
+        (denied.kind, denied.email, rule.pk),
+        ("preview", preview.email, rule.pk),
+    }
+    reasons = AuditEvent.objects.filter(action="connection.terminate").values_list(
+        "details__reason", flat=True
+    )
+    assert list(reasons) == ["firewall_denied", "firewall_denied"]
+
+
+def test_enabling_a_rule_or_deleting_an_allow_rule_enforces_too():
+    from security_center.models import FirewallRule
+    from security_center.services import (
+        firewall_rule_delete,
+        firewall_rule_save,
+        firewall_rule_set_enabled,
+    )
+
+    admin = AdminFactory()
+    live = ConnectionSessionFactory(ip="192.0.2.50")
+    allow = firewall_rule_save(
+        rule=FirewallRule(cidr="192.0.2.50/32", action="allow", priority=1), actor=admin
+    )
+    deny = firewall_rule_save(
+        rule=FirewallRule(cidr="192.0.2.0/24", action="deny", priority=2, enabled=False),
+        actor=admin,
+    )
+    with mock.patch(NOTIFY):
+        firewall_rule_set_enabled(rule=deny, enabled=True, actor=admin)
+        live.refresh_from_db()
+        assert live.ended_at is None  # the allow rule comes first
+        firewall_rule_delete(rule=allow, actor=admin)
+    live.refresh_from_db()
+    assert live.close_reason == "firewall_denied"
