@@ -15,8 +15,7 @@ from django.views.decorators.http import require_GET
 from core.client_ip import request_client_ip
 from core.errors import ApplicationError
 from workspaces import links
-from workspaces.selectors import workspace_for
-from workspaces.services import workspace_preview_ticket
+from workspaces.services import own_workspace, workspace_preview_ticket
 
 
 @require_GET
@@ -25,7 +24,9 @@ def workspace_preview(request: HttpRequest, workspace_id: str) -> HttpResponse:
     """The preview of one declared port (`?port=`, default the first) in an iframe, with
     a red notice when the workspace's cluster runs it without a sandbox."""
     try:
-        workspace, cluster = workspace_for(request.user, workspace_id)
+        workspace, cluster = own_workspace(
+            request.user, workspace_id, ip=request_client_ip(request)
+        )
         ports = [p["port"] for p in workspace.ports]
         try:
             port = int(request.GET.get("port", ports[0] if ports else 0))

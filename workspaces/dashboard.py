@@ -24,7 +24,7 @@ from core.errors import ApplicationError
 from core.models import OrganizationSettings
 from workspaces import services
 from workspaces.api.serializers import WorkspaceSerializer
-from workspaces.selectors import clusters_with_workspaces_of, workspace_for, workspaces_for
+from workspaces.selectors import clusters_with_workspaces_of, workspaces_for
 from workspaces.services import display_name
 
 OPERATIONS = {
@@ -111,7 +111,9 @@ def operate(request: HttpRequest, workspace_id: str, operation: str) -> HttpResp
         return HttpResponseRedirect(reverse("home"))
     service, past = OPERATIONS[operation]
     try:
-        workspace, cluster = workspace_for(request.user, workspace_id)
+        workspace, cluster = services.own_workspace(
+            request.user, workspace_id, ip=request_client_ip(request)
+        )
         service(
             actor=request.user, workspace=workspace, cluster=cluster, ip=request_client_ip(request)
         )

@@ -49,7 +49,13 @@ from workspaces.controlplane import (
 )
 from workspaces.events import workspace_event_deleted, workspace_event_publish
 from workspaces.models import Ticket, WorkspaceTagAssignment
-from workspaces.selectors import Workspace, discovery_invalidate, running_workspace_count
+from workspaces.selectors import (
+    Workspace,
+    discover,
+    discovery_invalidate,
+    running_workspace_count,
+    workspace_for,
+)
 
 MAX_NAME = 60
 NAME_OK = re.compile(r"^[\w .'-]{1,60}$", re.UNICODE)
@@ -75,6 +81,38 @@ def _audit(
         outcome=outcome,
         details=details,
     )
+
+
+REFUSED_AUDITS_PER_MINUTE = 10
+"""Refused attempts on others' workspaces audited per member and minute (a prober cannot
+flood the audit log; the answer stays the same 404 either way)."""
+
+
+def own_workspace(actor: User, workspace_id: str, *, ip: str | None = None):
+    """The member's own workspace `workspace_id` and its cluster (`workspace_for`).
+
+    Someone else's is answered exactly like an unknown id (404 `not_found`), and the
+    attempt is audited (`workspace.access_refused`, outcome denied, with the owner), at
+    most `REFUSED_AUDITS_PER_MINUTE` times a minute per member.
+    """
+    try:
+        return workspace_for(actor, workspace_id)
+    except EnvironmentNotFound:
+        others = discover().workspaces
+        owner = next((w.owner_email for w in others if w.id == workspace_id), None)
+        if (
+            owner is not None
+            and ratelimit.hit("access_refused", str(actor.pk), REFUSED_AUDITS_PER_MINUTE) is None
+        ):
+            _audit(
+                "workspace.access_refused",
+                actor=actor,
+                workspace_id=workspace_id,
+                outcome=AuditOutcome.DENIED,
+                ip=ip,
+                owner=owner,
+            )
+        raise
 
 
 @contextmanager

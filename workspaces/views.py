@@ -21,19 +21,18 @@ from core.client_ip import request_client_ip
 from core.errors import ApplicationError
 from core.storage import monaco_url
 from security_center.services import firewall_evaluate
-from workspaces import injection, links
+from workspaces import injection, links, services
 from workspaces.api.serializers import WorkspaceSerializer
 from workspaces.selectors import (
     Workspace,
     clusters_with_workspaces_of,
-    workspace_for,
     workspaces_for,
 )
 
 
 def _own_workspace(request: HttpRequest, workspace_id: str) -> tuple[Workspace, Cluster]:
     try:
-        return workspace_for(request.user, workspace_id)
+        return services.own_workspace(request.user, workspace_id, ip=request_client_ip(request))
     except ApplicationError as exc:
         if exc.status == 404:
             raise Http404("No such workspace.") from exc

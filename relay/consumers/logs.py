@@ -9,7 +9,7 @@ session cookie, behind the Origin check). Promises:
   agent. The member is checked again every `RECHECK_EVERY` seconds: signed out or
   suspended ends the socket (`signed_out`, 4401), a changed role too (`role_changed`,
   4409: an admin who is one no more may not follow others' workspaces).
-* Then the workspace is looked up for the member — their own only (`workspace_for`);
+* Then the workspace is looked up for the member — their own only (`own_workspace`);
   admins may follow any (`workspace_any`). Someone else's workspace gets exactly the
   answer of an unknown id (`error` `workspace_not_found`, close 4404), and nothing is
   asked of its agent.
@@ -45,7 +45,8 @@ from relay.consumers.base import LeanWebsocketConsumer, db_async, session_member
 from relay.streams import StreamLike, TunnelUnavailable, open_stream
 from security_center.choices import ConnectionKind
 from security_center.services import firewall_check
-from workspaces.selectors import workspace_any, workspace_for
+from workspaces.selectors import workspace_any
+from workspaces.services import own_workspace
 
 logger = logging.getLogger(__name__)
 
@@ -100,13 +101,13 @@ def _firewall(ip: str, email: str, workspace_id: str):
 
 
 @db_async
-def _cluster_of(user, workspace_id: str):
+def _cluster_of(user, workspace_id: str, ip: str | None = None):
     """The cluster of a workspace this member may follow; `_Refused` otherwise."""
     try:
         if user.is_admin:
             _, cluster = workspace_any(workspace_id)
         else:
-            _, cluster = workspace_for(user, workspace_id)
+            _, cluster = own_workspace(user, workspace_id, ip=ip)
     except ApplicationError as exc:
         if exc.status == 404:
             raise _Refused(NOT_FOUND) from exc
@@ -183,7 +184,7 @@ class LogsConsumer(LeanWebsocketConsumer):
             tail = _tail(params)
             if not 0 < len(workspace_id) <= 100:
                 raise _Refused(NOT_FOUND)
-            cluster = await _cluster_of(user, workspace_id)
+            cluster = await _cluster_of(user, workspace_id, scope_client_ip(self.scope))
             stream = await self._open(cluster, p.logs_open_request(workspace_id, tail=tail))
         except _Refused as refusal:
             await self._finish("error", refusal.code, refusal.detail, refusal.close_code)

@@ -48,7 +48,6 @@ from workspaces.selectors import (
     discover,
     running_workspace_count,
     workspace_any,
-    workspace_for,
     workspaces_for,
 )
 
@@ -203,7 +202,7 @@ class WorkspaceViewSet(_LifecycleViewSet):
     """The member's own workspaces. Someone else's workspace answers 404, and nothing happens."""
 
     def _resolve(self, request: Request, pk: str):
-        return workspace_for(request.user, pk)
+        return services.own_workspace(request.user, pk, ip=request_client_ip(request))
 
     @extend_schema(responses=WorkspaceListSerializer)
     def list(self, request: Request) -> Response:

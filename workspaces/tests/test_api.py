@@ -129,7 +129,7 @@ def assert_untouched(control_plane, cluster, environment):
     assert control_plane.call_count("create") == 0
     assert not WorkspaceTagAssignment.objects.exists()
     assert not Ticket.objects.exists()
-    assert audits() == []
+    assert [e for e in audits() if e.action != "workspace.access_refused"] == []
 
 
 @pytest.mark.parametrize(("method", "url", "body"), ALL_ENDPOINTS)
@@ -158,6 +158,10 @@ def test_someone_elses_workspace_is_not_found_and_nothing_happens(
     assert response.json()["code"] == "not_found"
     assert_untouched(control_plane, blueprint.cluster, environment)
     assert not UserTag.objects.filter(name="hijacked").exists()
+    # Nothing happened, and the refused attempt is on record (with the owner).
+    (refused,) = audits()
+    assert (refused.action, refused.outcome) == ("workspace.access_refused", "denied")
+    assert refused.target_id == environment.id and refused.details["owner"] == stranger.email
 
 
 @pytest.mark.parametrize(("method", "url", "body"), USER_ENDPOINTS)
@@ -865,3 +869,15 @@ def test_preview_ticket_opens_at_a_path(member_api, control_plane, blueprint, me
     for bad in ("//evil.example.com", "https://evil.example.com", "cart", "/a b"):
         refused = member_api.post(url, {"port": 3000, "path": bad}, format="json")
         assert refused.status_code == 400 and "path" in refused.json()["errors"], bad
+
+
+def test_refused_attempts_are_audited_at_most_ten_a_minute(
+    member_api, control_plane, blueprint, stranger
+):
+    environment = seed(control_plane, blueprint, stranger.email, name="Theirs", status="running")
+    for _ in range(15):
+        assert member_api.get(f"/api/v1/workspaces/{environment.id}").status_code == 404
+    assert len(audits("workspace.access_refused")) == 10
+    # An id nobody has is not an attempt on anyone's workspace: nothing recorded.
+    assert member_api.get("/api/v1/workspaces/env-000000000000").status_code == 404
+    assert len(audits("workspace.access_refused")) == 10

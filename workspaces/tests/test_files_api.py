@@ -437,7 +437,7 @@ def test_someone_elses_workspace_is_not_found_and_nothing_happens(
     assert sorted(p.name for p in their_home.iterdir()) == ["theirs.txt"]
     assert (their_home / "theirs.txt").read_text() == "their work"
     assert file_calls(control_plane) == 0
-    assert audits() == []
+    assert [e.action for e in audits()] == ["workspace.access_refused"]
 
 
 @pytest.mark.parametrize(("method", "suffix", "body"), ENDPOINTS)
