@@ -342,8 +342,10 @@ SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_https)
 # the portal's cookies are `__Host-` cookies (Secure, Path=/, no Domain), which no page of
 # another host — a previewed app on a sibling domain — can set or overwrite (no cookie
 # tossing). Any other plain-HTTP host (a trial on a LAN name) gets plain names.
-COOKIES_HOST_ONLY_PREFIX = _https or _portal_host in ("localhost", "127.0.0.1", "::1") or (
-    _portal_host.endswith(".localhost")
+COOKIES_HOST_ONLY_PREFIX = (
+    _https
+    or _portal_host in ("localhost", "127.0.0.1", "::1")
+    or (_portal_host.endswith(".localhost"))
 )
 _cookie_prefix = "__Host-" if COOKIES_HOST_ONLY_PREFIX else ""
 SESSION_COOKIE_SECURE = COOKIES_HOST_ONLY_PREFIX
