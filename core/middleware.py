@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from audit.context import request_ip
 from core.client_ip import request_client_ip
 
@@ -16,3 +18,16 @@ class AuditContextMiddleware:
     def __call__(self, request):
         with request_ip(request_client_ip(request)):
             return self.get_response(request)
+
+
+class PermissionsPolicyMiddleware:
+    """`Permissions-Policy` on every portal answer: no camera, microphone, location …"""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        self.policy = settings.PERMISSIONS_POLICY
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.headers.setdefault("Permissions-Policy", self.policy)
+        return response

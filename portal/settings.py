@@ -106,6 +106,7 @@ PORTAL_CPUS = env.str("PORTAL_CPUS", default="").strip()
 
 INSTALLED_APPS = [
     "daphne",
+    "csp",
     "portal.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -139,6 +140,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "core.middleware.AuditContextMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "core.middleware.PermissionsPolicyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -278,6 +281,39 @@ INVITATION_DAYS = env.int("INVITATION_DAYS", default=7)
 # for TLS); default: printed on the portal's console.
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"Enclave <noreply@{_portal_host}>")
+
+# --- Content-Security-Policy (django-csp) ---------------------------------------------------
+# Portal pages run only their own scripts (no inline script, no eval); inline styles are
+# allowed (Monaco and the palette use them). Frames: only the preview origins. Nobody but
+# the portal frames a portal page. Forms post to the portal (and sign-out continues to the
+# identity provider). Preview and app origins are served by the relay, never through this.
+_portal_scheme = PORTAL_URL.split("://", 1)[0]
+_preview_frames = f"{_portal_scheme}://*.{PREVIEW_DOMAIN}:*"
+_sso_origin = "/".join(OIDC_ISSUER.split("/")[:3]) if OIDC_ISSUER else ""
+CONTENT_SECURITY_POLICY = {
+    # The load balancers' health check is JSON, not a page (browser tests also build
+    # their own portal-origin test pages on it).
+    "EXCLUDE_URL_PREFIXES": ["/healthz"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "https:"],  # organisation logos may live elsewhere
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],  # CSP 3: 'self' covers the same host's ws:/wss: too
+        "worker-src": ["'self'", "blob:"],  # the editor's language workers
+        "frame-src": [_preview_frames],
+        "frame-ancestors": ["'self'"],
+        "form-action": ["'self'", *([_sso_origin] if _sso_origin else [])],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    }
+}
+# Powerful browser features no portal page uses (core.middleware.PermissionsPolicyMiddleware).
+PERMISSIONS_POLICY = (
+    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), "
+    "bluetooth=(), magnetometer=(), gyroscope=(), accelerometer=()"
+)
 
 # --- API -----------------------------------------------------------------------------------
 
