@@ -307,7 +307,7 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'", *([_sso_origin] if _sso_origin else [])],
         "base-uri": ["'self'"],
         "object-src": ["'none'"],
-    }
+    },
 }
 # Powerful browser features no portal page uses (core.middleware.PermissionsPolicyMiddleware).
 PERMISSIONS_POLICY = (
