@@ -105,6 +105,10 @@ class UserAdmin(ServiceAdmin):
         )
     ]
     inlines = [UserTagInline]
+
+    class Media:
+        js = ["js/console-copy.js"]  # the invitation link's Copy button
+
     actions = ["resend_invitation", "promote", "demote", "suspend", "reactivate"]
 
     def get_fieldsets(self, request, obj=None):
@@ -135,7 +139,7 @@ class UserAdmin(ServiceAdmin):
                 self.message_user(
                     request,
                     f"The invitation e-mail to {invited.email} could not be sent (see the "
-                    "portal's log): use “Get a new invitation link” on the member's page "
+                    "portal's log): use “Copy invitation link” on the member's page "
                     "and send it yourself.",
                     messages.WARNING,
                 )
@@ -171,7 +175,7 @@ class UserAdmin(ServiceAdmin):
             'formaction="{}" formnovalidate>Resend invitation</button> '
             '<button type="submit" class="button" style="margin: 0.5rem 0 0" '
             'name="invitation" value="link" '
-            'formaction="{}" formnovalidate>Get a new invitation link</button>',
+            'formaction="{}" formnovalidate>Copy invitation link</button>',
             state,
             url,
             url,
@@ -208,9 +212,11 @@ class UserAdmin(ServiceAdmin):
             self.message_user(
                 request,
                 format_html(
-                    "New invitation link for {} (earlier links no longer work). Copy it now, "
-                    "it will not be shown again: <code>{}</code>",
+                    "New invitation link for {} (earlier links no longer work); it is not "
+                    'shown again: <code>{}</code> <button type="button" class="button" '
+                    'data-copy="{}">Copy</button>',
                     user.email,
+                    url,
                     url,
                 ),
                 messages.SUCCESS,
@@ -221,7 +227,7 @@ class UserAdmin(ServiceAdmin):
             self.message_user(
                 request,
                 f"The e-mail to {user.email} could not be sent (see the portal's log): use "
-                "“Get a new invitation link” and send it yourself.",
+                "“Copy invitation link” and send it yourself.",
                 messages.WARNING,
             )
         return back

@@ -44,11 +44,15 @@ def test_an_invited_builder_chooses_a_password_and_lands_on_the_dashboard(
     admin_page.get_by_role("button", name=re.compile("log in|sign in", re.I)).click()
     expect(admin_page.get_by_role("button", name="Resend invitation")).to_be_visible()
     browser.screenshot(admin_page, "invitation-console-pending")
-    admin_page.get_by_role("button", name="Get a new invitation link").click()
-    shown = admin_page.get_by_text("Copy it now")
+    admin_page.get_by_role("button", name="Copy invitation link").click()
+    shown = admin_page.get_by_text("it is not shown again")
     expect(shown).to_be_visible()
+    console.grant_permissions(["clipboard-read", "clipboard-write"])
+    shown.get_by_role("button", name="Copy").click()
+    expect(shown.get_by_role("button", name="Copied")).to_be_visible()
     browser.screenshot(admin_page, "invitation-console-link")
-    link = shown.locator("code").inner_text()
+    link = admin_page.evaluate("navigator.clipboard.readText()")
+    assert link == shown.locator("code").inner_text()
     console.close()
     path = link.split("://", 1)[1].split("/", 1)[1]
 

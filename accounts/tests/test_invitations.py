@@ -205,7 +205,7 @@ def test_console_resends_and_shows_a_new_link_once(boss, client):
     client.force_login(boss)
     change = reverse("admin:accounts_user_change", args=[user.pk])
     shown = client.get(change).content.decode()
-    assert "Resend invitation" in shown and "Get a new invitation link" in shown
+    assert "Resend invitation" in shown and "Copy invitation link" in shown
     action = reverse("admin:accounts_user_invitation", args=[user.pk])
     assert client.get(action).status_code == 405
 
