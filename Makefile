@@ -54,6 +54,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/bandit -q -c pyproject.toml -r accounts agent audit blueprints clusters core portal publishing relay security_center workspaces
 
 format: setup
 	$(VENV)/bin/ruff check --fix .

@@ -191,7 +191,8 @@ class UserTag(models.Model):
             hex_colour(self.color)
 
 
-API_TOKEN_PREFIX = "enc_"
+# A public marker at the start of every personal token (shown in the console), no secret.
+API_TOKEN_PREFIX = "enc_"  # nosec B105
 
 
 class ApiToken(models.Model):

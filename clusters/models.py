@@ -18,7 +18,8 @@ from core.crypto import hash_secret
 
 # A tunnel silent for this long is dead (DESIGN §3: heartbeat 15 s, dead after 45 s).
 TUNNEL_DEAD_AFTER = timedelta(seconds=45)
-AGENT_TOKEN_PREFIX = "enca_"
+# A public marker at the start of every agent token, no secret.
+AGENT_TOKEN_PREFIX = "enca_"  # nosec B105
 
 cluster_name = RegexValidator(
     r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$",

@@ -81,7 +81,8 @@ def _storable_ip(ip: str) -> str:
     try:
         return str(ipaddress.ip_address(ip))
     except ValueError:
-        return "0.0.0.0"  # noqa: S104 - placeholder for an unparseable address, never bound
+        # A placeholder stored for an unparseable address: never bound to.
+        return "0.0.0.0"  # noqa: S104  # nosec B104
 
 
 def firewall_rule_set_enabled(

@@ -258,7 +258,8 @@ class Sandbox:
         if os.path.isfile(PROFILE):  # a mount point must exist in the read-only /etc
             bwrap += ["--ro-bind", str(env_path / "sandbox" / "profile"), PROFILE]
         bwrap += ["--proc", "/proc", "--dev", "/dev"]
-        bwrap += ["--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]  # noqa: S108 - the sandbox's own
+        # The sandbox's own fresh, empty /tmp and /var/tmp: mount points, not host files.
+        bwrap += ["--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]  # noqa: S108 # nosec B108
         bwrap += ["--tmpfs", "/run", "--bind", str(env_path / "run"), "/run/enclave"]
         bwrap += ["--dir", "/home", "--bind", str(env_path / "home"), HOME]
         bwrap += ["--ro-bind", str(INIT_SCRIPT), INIT]
