@@ -34,6 +34,12 @@ class ClusterSerializer(serializers.ModelSerializer):
     status = serializers.CharField(
         read_only=True, help_text="`connected` while the agent's tunnel is up, else `disconnected`."
     )
+    runtime = serializers.ChoiceField(
+        choices=Cluster._meta.get_field("runtime").choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="The agent's runtime; empty until its agent first connects.",
+    )
     isolation = IsolationSerializer(read_only=True)
     isolated = serializers.BooleanField(
         read_only=True,
