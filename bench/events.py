@@ -216,7 +216,7 @@ async def live(page, emitter: Emitter, workspace_id: str, tries: int = 10) -> No
     for _ in range(tries):
         await emitter.publish([workspace_id], 1, BROWSER_RATE)
         with contextlib.suppress(PlaywrightTimeout):
-            await page.wait_for_function("window.__statusChanges.length > 0", timeout=3000)
+            await page.wait_for_function("() => window.__statusChanges.length > 0", timeout=3000)
             await page.evaluate("window.__statusChanges = []")
             return
     raise AssertionError("the dashboard never showed a change")

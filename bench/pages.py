@@ -171,7 +171,7 @@ def editor_loads(origin: str, workspace_id: str, loads: int) -> list[dict[str, f
                 page = context.new_page()
                 page.goto(f"{origin}/workspaces/{workspace_id}/", wait_until="commit")
                 page.wait_for_function(
-                    "window.__enclaveTimes.prompt !== undefined",
+                    "() => window.__enclaveTimes.prompt !== undefined",  # a function: no eval (CSP)
                     timeout=LOAD_TIMEOUT_MS,
                     polling=50,
                 )
