@@ -127,13 +127,18 @@ async def test_a_socket_from_another_origin_is_refused(alice):
     socket = _socket(await _cookie(alice), origin=b"https://evil.example")
     connected, _ = await socket.connect(timeout=5)
     assert not connected
+    # The refusing consumer still listens on its channel (Redis, in CI): end it here,
+    # not in the event loop's teardown, where a cancelled Redis receive can hang.
+    await socket.disconnect()
 
 
 async def test_a_suspended_member_is_refused(alice):
     cookie = await _cookie(alice)
     await sync_to_async(member_set_active)(user=alice, active=False, actor=None)
-    connected, code = await _socket(cookie).connect(timeout=5)
+    socket = _socket(cookie)
+    connected, code = await socket.connect(timeout=5)
     assert not connected and code == 4401
+    await socket.disconnect()
 
 
 # --- the snapshot --------------------------------------------------------------------------
