@@ -119,8 +119,10 @@ async def _close(*sockets: WebsocketCommunicator) -> None:
 
 
 async def test_an_anonymous_socket_is_refused_before_accept():
-    connected, code = await _socket().connect(timeout=5)
+    socket = _socket()
+    connected, code = await socket.connect(timeout=5)
     assert not connected and code == 4401
+    await socket.disconnect()
 
 
 async def test_a_socket_from_another_origin_is_refused(alice):
