@@ -3,7 +3,6 @@ member's account page (builder profile, personal secrets)."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -11,7 +10,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_http_methods
 
@@ -214,23 +212,12 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
         "invited": user,
         "form": form,
         "password_allowed": services.local_password_allowed(user),
-        "sso_url": _sso_url(),
     }
     response = render(
         request, "registration/invitation.html", context, status=400 if form.errors else 200
     )
     response["Cache-Control"] = "no-store"
     return response
-
-
-def _sso_url() -> str | None:
-    """The single sign-on start URL when SSO is configured, else None."""
-    if not getattr(settings, "OIDC_ENABLED", False):
-        return None
-    try:
-        return reverse("oidc_authentication_init")
-    except NoReverseMatch:
-        return None
 
 
 def _invitation_refused(request: HttpRequest, exc: ApplicationError) -> HttpResponse:

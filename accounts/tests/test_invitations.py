@@ -258,3 +258,12 @@ def test_api_invites_and_issues_links(boss):
     active = UserFactory()
     refused = api.post(f"/api/v1/admin/members/{active.pk}/invitation", {}, format="json")
     assert refused.status_code == 409 and refused.json()["code"] == "member_not_pending"
+
+
+def test_with_sso_the_invitation_offers_the_organisation_account(boss, client, settings):
+    settings.OIDC_ENABLED = True
+    _, token = invite(boss)
+    shown = client.get(page(token)).content.decode()
+    assert "Sign in with your organisation account" in shown
+    assert reverse("oidc_authentication_init") in shown
+    assert "or choose a password" in shown  # local passwords still allowed for builders
